@@ -1,0 +1,39 @@
+# Every target sets itself up: a fresh clone needs only python3 (3.11+) and make.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.sagakit-installed
+DEV_STAMP := $(VENV)/.sagakit-dev-installed
+
+.PHONY: demo test lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+## demo: run the purchase-plan saga on the embedded SQLite store (sagas.db)
+demo: $(STAMP)
+	$(PY) examples/purchase_plan.py --db sqlite:///sagas.db
+
+## test: install the dev extras and run the whole test suite
+test: $(DEV_STAMP)
+	$(PY) -m pytest
+
+## lint: ruff (lint and format check) and mypy --strict on src/
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check src tests examples bench
+	$(VENV)/bin/ruff format --check src tests examples bench
+	$(VENV)/bin/mypy
+
+format: $(DEV_STAMP)
+	$(VENV)/bin/ruff check --fix src tests examples bench
+	$(VENV)/bin/ruff format src tests examples bench
+
+clean:
+	rm -rf $(VENV) sagas.db sagas.db-wal sagas.db-shm .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,467 @@
+"""Runs one saga from its checkpoint: steps forward, retries, timeouts, compensation.
+
+Each step ends in exactly one checkpoint (one transaction: the saga row and its history
+events, plus the step's outbox messages). A step may run more than once — a crash after
+its side effect and before its checkpoint re-runs it — but its checkpoint is written once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+from enum import Enum
+from typing import Any
+
+from .context import StepContext
+from .definition import Retry, Saga, Step
+from .errors import ConcurrencyError, NotSerializable, StepFailed, StepTimeout, StoreUnavailable
+from .hooks import SagaHooks
+from .invoke import invoke, step_output
+from .status import Reason, SagaStatus, check_transition
+from .store.base import SagaStore
+from .store.records import OutboxMessage, SagaEvent, SagaRecord, utcnow
+
+log = logging.getLogger("sagakit.engine")
+
+_STORE_RETRIES = 5
+
+
+class _Next(Enum):
+    CONTINUE = 1
+    STOP = 2  # released to the store: a durable timer or another worker takes it on
+
+
+def describe_error(error: BaseException) -> dict[str, str]:
+    """Return the error as stored in history events: type and message."""
+    kind = type(error)
+    return {"type": f"{kind.__module__}.{kind.__qualname__}", "message": str(error)}
+
+
+def set_status(record: SagaRecord, status: SagaStatus) -> None:
+    """Change ``record``'s status through the transition table (the only way to change it)."""
+    check_transition(record.status, status)
+    record.status = status
+
+
+def release(record: SagaRecord) -> None:
+    """Give up the lease so any worker may take the saga when it is due."""
+    record.lease_owner = None
+    record.lease_expires_at = None
+
+
+def record_error(record: SagaRecord, error: BaseException | None) -> None:
+    """Store ``error`` (or clear the stored one) in the saga's error columns."""
+    if error is None:
+        record.error_type = record.error_message = record.error_stack = None
+        return
+    described = describe_error(error)
+    record.error_type = described["type"]
+    record.error_message = described["message"]
+    record.error_stack = "".join(traceback.format_exception(error))[-8000:]
+
+
+class SagaExecutor:
+    """Advances sagas of one definition; one instance serves many sagas concurrently."""
+
+    def __init__(
+        self,
+        store: SagaStore,
+        saga: Saga,
+        *,
+        owner: str,
+        hooks: SagaHooks,
+        max_inline_delay: float = math.inf,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self.store = store
+        self.saga = saga
+        self.owner = owner
+        self.hooks = hooks
+        #: Retry waits up to this long are slept in-process; longer ones release the saga.
+        self.max_inline_delay = max_inline_delay
+        #: Asked between steps; when it says yes the saga is checkpointed and released.
+        self.should_stop = should_stop or (lambda: False)
+
+    async def run(self, record: SagaRecord) -> SagaRecord | None:
+        """Advance ``record`` until it is terminal, paused, or waiting on a durable timer.
+
+        Return the last state written, or ``None`` if another writer took the saga over.
+        """
+        started = time.monotonic()
+        try:
+            if record.definition_hash != self.saga.definition_hash:
+                if record.status != SagaStatus.PENDING:
+                    await self._hold_changed_definition(record)
+                    return record
+                record.definition_hash = self.saga.definition_hash
+            if record.status == SagaStatus.PENDING:
+                set_status(record, SagaStatus.RUNNING)
+                record.current_step = self.saga.steps[0].name
+            while True:
+                if record.status == SagaStatus.RUNNING:
+                    step_next = await self._forward(record)
+                elif record.status == SagaStatus.COMPENSATING:
+                    step_next = await self._backward(record)
+                else:
+                    break
+                if step_next is _Next.STOP:
+                    return record
+                if self.should_stop() and not record.status.is_terminal:
+                    await self._release_unstarted(record)
+                    return record
+        except ConcurrencyError as e:
+            log.warning(
+                "saga %s: dropped, another writer changed it (%s)",
+                record.id,
+                e,
+                extra={"saga_id": record.id, "saga_type": record.saga_type},
+            )
+            return None
+        self.hooks.saga_finished(record, time.monotonic() - started)
+        return record
+
+    # -- forward --------------------------------------------------------------------------
+
+    async def _forward(self, rec: SagaRecord) -> _Next:
+        steps = self.saga.steps
+        now = utcnow()
+        if rec.timeout_at is not None and now >= rec.timeout_at:
+            await self._begin_compensation(rec, Reason.TIMEOUT, None, timed_out=True)
+            return _Next.CONTINUE
+        step = steps[rec.step_index]
+        policy = self.saga.retry_for(step)
+        if rec.attempt > policy.max_attempts:
+            await self._attempts_exhausted(rec, step, policy, compensation=False)
+            return _Next.CONTINUE
+        if not await self._wait_for_timer(rec):
+            return _Next.STOP
+        ctx = StepContext(
+            rec.data, saga_id=rec.id, saga_type=rec.saga_type, step=step.name, attempt=rec.attempt
+        )
+        timeout = self.saga.timeout_for(step)
+        saga_left = (
+            (rec.timeout_at - utcnow()).total_seconds() if rec.timeout_at is not None else None
+        )
+        limits = [t for t in (timeout, saga_left) if t is not None]
+        t0 = time.monotonic()
+        error: BaseException
+        try:
+            result = await invoke(step.action, ctx, max(min(limits), 0.0) if limits else None)
+            output = step_output(result, f"saga {self.saga.name!r}, step {step.name!r}")
+        except TimeoutError:
+            if rec.timeout_at is not None and utcnow() >= rec.timeout_at:
+                await self._begin_compensation(rec, Reason.TIMEOUT, None, timed_out=True)
+                return _Next.CONTINUE
+            error = StepTimeout(f"step {step.name!r} ran past its timeout of {timeout}s")
+        except Exception as e:
+            error = e
+        else:
+            await self._step_completed(rec, step, output, time.monotonic() - t0, ctx.messages)
+            return _Next.CONTINUE
+        seconds = time.monotonic() - t0
+        will_retry = (
+            policy.retryable(error)
+            and not isinstance(error, NotSerializable)
+            and rec.attempt < policy.max_attempts
+        )
+        self.hooks.step_failed(rec, step.name, error, will_retry=will_retry)
+        failed = {
+            "type": "step_failed",
+            "step": step.name,
+            "attempt": rec.attempt,
+            "duration_ms": seconds * 1000,
+            "error": describe_error(error),
+        }
+        if will_retry:
+            return await self._schedule_retry(rec, policy, error, failed)
+        await self._begin_compensation(rec, Reason.ERROR, error, first_event=failed)
+        return _Next.CONTINUE
+
+    async def _step_completed(
+        self,
+        rec: SagaRecord,
+        step: Step,
+        output: dict[str, Any],
+        seconds: float,
+        messages: list[OutboxMessage],
+    ) -> None:
+        steps = self.saga.steps
+        attempt = rec.attempt
+        rec.data = {**rec.data, **output} if output else rec.data
+        rec.step_index += 1
+        rec.attempt = 1
+        rec.next_attempt_at = None
+        record_error(rec, None)
+        events: list[dict[str, Any]] = [
+            {
+                "type": "step_completed",
+                "step": step.name,
+                "attempt": attempt,
+                "duration_ms": seconds * 1000,
+                "output": output,
+            }
+        ]
+        if rec.step_index == len(steps):
+            set_status(rec, SagaStatus.COMPLETED)
+            rec.current_step = None
+            rec.completed_at = utcnow()
+            release(rec)
+            events.append({"type": "saga_completed"})
+        else:
+            rec.current_step = steps[rec.step_index].name
+        await self._commit(rec, events, messages)
+        self.hooks.step_completed(rec, step.name, seconds)
+
+    # -- backward -------------------------------------------------------------------------
+
+    def _remaining_compensations(self, completed: int) -> int:
+        """Skip completed steps that have no compensation; return how many steps remain."""
+        steps = self.saga.steps
+        while completed > 0 and steps[completed - 1].compensate is None:
+            completed -= 1
+        return completed
+
+    async def _begin_compensation(
+        self,
+        rec: SagaRecord,
+        reason: Reason,
+        error: BaseException | None,
+        *,
+        timed_out: bool = False,
+        first_event: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> None:
+        events: list[dict[str, Any]] = [first_event] if first_event else []
+        if timed_out:
+            events.append({"type": "saga_timed_out", "step": rec.current_step})
+        set_status(rec, SagaStatus.COMPENSATING)
+        rec.reason = reason
+        if error is not None:
+            record_error(rec, error)
+        rec.attempt = 1
+        rec.next_attempt_at = None
+        events.append({"type": "compensation_started", "reason": reason.value, "actor": actor})
+        self._advance_compensation(rec, self._remaining_compensations(rec.step_index), events)
+        await self._commit(rec, events)
+
+    def _advance_compensation(
+        self, rec: SagaRecord, remaining: int, events: list[dict[str, Any]]
+    ) -> None:
+        rec.step_index = remaining
+        if remaining == 0:
+            set_status(rec, SagaStatus.COMPENSATED)
+            rec.current_step = None
+            rec.completed_at = utcnow()
+            release(rec)
+            events.append({"type": "saga_compensated", "reason": rec.reason})
+        else:
+            rec.current_step = self.saga.steps[remaining - 1].name
+
+    async def _backward(self, rec: SagaRecord) -> _Next:
+        if rec.step_index == 0:  # nothing left to undo (e.g. resumed by an operator)
+            events: list[dict[str, Any]] = []
+            self._advance_compensation(rec, 0, events)
+            await self._commit(rec, events)
+            return _Next.CONTINUE
+        step = self.saga.steps[rec.step_index - 1]
+        policy = self.saga.retry_for(step, compensation=True)
+        if rec.attempt > policy.max_attempts:
+            await self._attempts_exhausted(rec, step, policy, compensation=True)
+            return _Next.CONTINUE
+        if not await self._wait_for_timer(rec):
+            return _Next.STOP
+        assert step.compensate is not None
+        ctx = StepContext(
+            rec.data, saga_id=rec.id, saga_type=rec.saga_type, step=step.name, attempt=rec.attempt
+        )
+        ctx.idempotency_key = f"{rec.id}:{step.name}:compensation"
+        timeout = self.saga.timeout_for(step, compensation=True)
+        t0 = time.monotonic()
+        error: BaseException
+        try:
+            result = await invoke(step.compensate, ctx, timeout)
+            output = step_output(result, f"saga {self.saga.name!r}, compensation of {step.name!r}")
+        except TimeoutError:
+            error = StepTimeout(f"compensation of {step.name!r} ran past its timeout of {timeout}s")
+        except Exception as e:
+            error = e
+        else:
+            seconds = time.monotonic() - t0
+            attempt = rec.attempt
+            rec.data = {**rec.data, **output} if output else rec.data
+            rec.attempt = 1
+            rec.next_attempt_at = None
+            done: list[dict[str, Any]] = [
+                {
+                    "type": "compensation_completed",
+                    "step": step.name,
+                    "attempt": attempt,
+                    "duration_ms": seconds * 1000,
+                    "output": output or None,
+                }
+            ]
+            self._advance_compensation(
+                rec, self._remaining_compensations(rec.step_index - 1), done
+            )
+            await self._commit(rec, done, ctx.messages)
+            self.hooks.compensation_completed(rec, step.name, seconds)
+            return _Next.CONTINUE
+        seconds = time.monotonic() - t0
+        will_retry = policy.retryable(error) and rec.attempt < policy.max_attempts
+        self.hooks.compensation_failed(rec, step.name, error, will_retry=will_retry)
+        failed = {
+            "type": "compensation_failed",
+            "step": step.name,
+            "attempt": rec.attempt,
+            "duration_ms": seconds * 1000,
+            "error": describe_error(error),
+        }
+        if will_retry:
+            return await self._schedule_retry(rec, policy, error, failed)
+        await self._fail(rec, error, failed)
+        return _Next.CONTINUE
+
+    async def _fail(self, rec: SagaRecord, error: BaseException, event: dict[str, Any]) -> None:
+        set_status(rec, SagaStatus.FAILED)
+        record_error(rec, error)
+        rec.completed_at = utcnow()
+        release(rec)
+        log.error(
+            "saga %s FAILED: compensation of %s failed past its retries: %s; "
+            "a person must look (sagakit retry/compensate)",
+            rec.id,
+            rec.current_step,
+            error,
+            extra={"saga_id": rec.id, "saga_type": rec.saga_type, "step": rec.current_step},
+        )
+        await self._commit(rec, [event, {"type": "saga_failed", "error": describe_error(error)}])
+
+    # -- shared ---------------------------------------------------------------------------
+
+    async def _attempts_exhausted(
+        self, rec: SagaRecord, step: Step, policy: Retry, *, compensation: bool
+    ) -> None:
+        """The last allowed attempt was started but never recorded: its worker was lost."""
+        what = f"compensation of {step.name!r}" if compensation else f"step {step.name!r}"
+        error = StepFailed(
+            f"{what} used all {policy.max_attempts} attempts; the worker running the last "
+            "one stopped before recording a result"
+        )
+        event = {
+            "type": "compensation_failed" if compensation else "step_failed",
+            "step": step.name,
+            "attempt": rec.attempt - 1,
+            "error": describe_error(error),
+        }
+        if compensation:
+            await self._fail(rec, error, event)
+        else:
+            await self._begin_compensation(rec, Reason.ERROR, error, first_event=event)
+
+    async def _release_unstarted(self, rec: SagaRecord) -> None:
+        """Hand the saga back before its next attempt starts (that attempt is not counted)."""
+        release(rec)
+        rec.attempt = max(rec.attempt - 1, 0)
+        await self._commit(rec, [])
+
+    async def _wait_for_timer(self, rec: SagaRecord) -> bool:
+        """Sleep until the saga's retry timer is due; False if it should be released instead."""
+        if rec.next_attempt_at is None:
+            return True
+        delay = (rec.next_attempt_at - utcnow()).total_seconds()
+        if delay <= 0:
+            return True
+        if delay > self.max_inline_delay:
+            await self._release_unstarted(rec)
+            return False
+        await asyncio.sleep(delay)
+        return True
+
+    async def _schedule_retry(
+        self, rec: SagaRecord, policy: Retry, error: BaseException, event: dict[str, Any]
+    ) -> _Next:
+        delay = policy.delay(rec.attempt)
+        rec.next_attempt_at = utcnow() + timedelta(seconds=delay)
+        event["output"] = {"retry_in_s": round(delay, 3)}
+        record_error(rec, error)
+        inline = delay <= self.max_inline_delay
+        if inline:
+            rec.attempt += 1  # counted before it runs, as a claim would
+        else:
+            release(rec)
+        await self._commit(rec, [event])
+        if not inline:
+            return _Next.STOP
+        await asyncio.sleep(delay)
+        return _Next.CONTINUE
+
+    async def _hold_changed_definition(self, rec: SagaRecord) -> None:
+        stored, current = rec.definition_hash, self.saga.definition_hash
+        log.warning(
+            "saga %s (%s) was started by a different definition (%s) than this worker's "
+            "(%s); holding it as PAUSED/definition_changed instead of resuming it blindly",
+            rec.id,
+            rec.saga_type,
+            stored,
+            current,
+            extra={"saga_id": rec.id, "saga_type": rec.saga_type},
+        )
+        rec.paused_from = rec.status
+        set_status(rec, SagaStatus.PAUSED)
+        rec.reason = Reason.DEFINITION_CHANGED
+        rec.attempt = max(rec.attempt - 1, 0)
+        release(rec)
+        await self._commit(
+            rec,
+            [
+                {
+                    "type": "saga_paused",
+                    "reason": f"definition changed: saga has {stored}, this code has {current}",
+                }
+            ],
+        )
+
+    async def _commit(
+        self,
+        rec: SagaRecord,
+        events: list[dict[str, Any]],
+        outbox: list[OutboxMessage] | None = None,
+    ) -> None:
+        await commit(self.store, rec, events, outbox)
+
+
+async def commit(
+    store: SagaStore,
+    rec: SagaRecord,
+    events: list[dict[str, Any]],
+    outbox: list[OutboxMessage] | None = None,
+) -> None:
+    """Write ``rec`` and its new events as one checkpoint, bumping its version.
+
+    A lost connection leaves the commit in doubt; retrying is safe because a commit that
+    did land makes the retry fail the version check (``ConcurrencyError``) instead of
+    writing twice.
+    """
+    expected = rec.version
+    rec.version = expected + 1
+    now = utcnow()
+    rec.updated_at = now
+    rows = []
+    for spec in events:
+        rec.last_seq += 1
+        rows.append(SagaEvent(saga_id=rec.id, seq=rec.last_seq, at=now, **spec))
+    for attempt in range(_STORE_RETRIES):
+        try:
+            await store.save(rec, expected_version=expected, events=rows, outbox=outbox or ())
+            return
+        except StoreUnavailable as e:
+            if attempt == _STORE_RETRIES - 1:
+                raise
+            wait = 0.2 * 2**attempt
+            log.warning("saga %s: store unavailable (%s); retrying in %.1fs", rec.id, e, wait)
+            await asyncio.sleep(wait)

@@ -1,0 +1,71 @@
+"""Lifecycle hooks: how metrics, tracing and logs watch the engine without living in it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .store.records import SagaRecord
+
+
+class SagaHooks:
+    """Receives the engine's lifecycle; every method is a no-op to override as needed.
+
+    Hooks run inline on the engine's task: keep them fast and never raise.
+    """
+
+    def saga_started(self, saga: SagaRecord) -> None:
+        """A saga was accepted."""
+
+    def step_completed(self, saga: SagaRecord, step: str, seconds: float) -> None:
+        """A step completed and was checkpointed."""
+
+    def step_failed(
+        self, saga: SagaRecord, step: str, error: BaseException, *, will_retry: bool
+    ) -> None:
+        """A step attempt failed; ``will_retry`` tells whether another attempt follows."""
+
+    def compensation_completed(self, saga: SagaRecord, step: str, seconds: float) -> None:
+        """A step's compensation completed and was checkpointed."""
+
+    def compensation_failed(
+        self, saga: SagaRecord, step: str, error: BaseException, *, will_retry: bool
+    ) -> None:
+        """A compensation attempt failed."""
+
+    def saga_finished(self, saga: SagaRecord, seconds: float | None) -> None:
+        """A saga reached a terminal status (or was paused)."""
+
+
+class HookChain(SagaHooks):
+    """Calls several hooks in order, so metrics, tracing and logging can all listen."""
+
+    def __init__(self, hooks: Iterable[SagaHooks] = ()) -> None:
+        self.hooks = list(hooks)
+
+    def saga_started(self, saga: SagaRecord) -> None:
+        for hook in self.hooks:
+            hook.saga_started(saga)
+
+    def step_completed(self, saga: SagaRecord, step: str, seconds: float) -> None:
+        for hook in self.hooks:
+            hook.step_completed(saga, step, seconds)
+
+    def step_failed(
+        self, saga: SagaRecord, step: str, error: BaseException, *, will_retry: bool
+    ) -> None:
+        for hook in self.hooks:
+            hook.step_failed(saga, step, error, will_retry=will_retry)
+
+    def compensation_completed(self, saga: SagaRecord, step: str, seconds: float) -> None:
+        for hook in self.hooks:
+            hook.compensation_completed(saga, step, seconds)
+
+    def compensation_failed(
+        self, saga: SagaRecord, step: str, error: BaseException, *, will_retry: bool
+    ) -> None:
+        for hook in self.hooks:
+            hook.compensation_failed(saga, step, error, will_retry=will_retry)
+
+    def saga_finished(self, saga: SagaRecord, seconds: float | None) -> None:
+        for hook in self.hooks:
+            hook.saga_finished(saga, seconds)

@@ -1,0 +1,75 @@
+"""Calling user step functions: async directly, sync in a worker thread, results checked."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .definition import StepFunction
+from .errors import NotSerializable, StepFailed
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_async(fn: StepFunction) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
+    )
+
+
+async def invoke(fn: StepFunction, ctx: Any, timeout: float | None) -> Any:
+    """Run ``fn(ctx)``; a sync function runs in a thread so the engine stays responsive.
+
+    On timeout a sync function's thread cannot be stopped: it runs on, its result ignored.
+    """
+    try:
+        is_async = _is_async(fn)
+    except TypeError:  # unhashable callable: no caching
+        is_async = inspect.iscoroutinefunction(fn)
+    call = fn(ctx) if is_async else asyncio.to_thread(fn, ctx)
+    result = await (asyncio.wait_for(call, timeout) if timeout is not None else call)
+    if inspect.isawaitable(result):  # a plain function that returned a coroutine
+        result = await (asyncio.wait_for(result, timeout) if timeout is not None else result)
+    return result
+
+
+_PLAIN_DATA = "plain data (str, int, float, bool, None, list, dict)"
+
+
+def ensure_json(values: Mapping[str, Any], where: str) -> None:
+    """Raise ``NotSerializable`` naming the first key of ``values`` that JSON cannot hold."""
+    try:
+        json.dumps(values, allow_nan=False)
+        return
+    except (TypeError, ValueError):
+        pass
+    for key, value in values.items():
+        if not isinstance(key, str):
+            raise NotSerializable(
+                f"{where}: key {key!r} is a {type(key).__name__}; context keys must be strings"
+            )
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise NotSerializable(
+                f"{where}: value of {key!r} is a {type(value).__name__}, which cannot be "
+                f"stored as JSON ({e}); use {_PLAIN_DATA}, e.g. str(value) or value.isoformat()"
+            ) from e
+    raise NotSerializable(f"{where}: the values cannot be stored as JSON; use {_PLAIN_DATA}")
+
+
+def step_output(result: Any, where: str) -> dict[str, Any]:
+    """Check a step's return value and return it as the dict to merge into the context."""
+    if result is None:
+        return {}
+    if not isinstance(result, Mapping):
+        raise StepFailed(
+            f"{where} returned a {type(result).__name__}; return a dict (merged into the "
+            "saga's context) or None"
+        )
+    output = dict(result)
+    ensure_json(output, f"{where} result")
+    return output

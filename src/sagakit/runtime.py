@@ -1,0 +1,396 @@
+"""The Runtime: owns the store, the registered sagas and the workers; the API users call."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from .definition import Saga, saga_registry
+from .engine import SagaExecutor
+from .errors import ConfigurationError, SagaNotFound, SagaTimeout, UnknownSagaType
+from .hooks import HookChain, SagaHooks
+from .invoke import ensure_json
+from .leases import LeaseKeeper
+from .operator import Action, apply_action
+from .status import SagaStatus
+from .store.base import SagaStore
+from .store.records import SagaEvent, SagaQuery, SagaRecord, utcnow
+from .store.urls import open_store
+from .worker import Worker, new_owner_id
+
+log = logging.getLogger("sagakit.runtime")
+
+_MAX_ID = 255
+
+
+class Runtime:
+    """Runs sagas against one store.
+
+    ``async with Runtime("sqlite:///sagas.db", sagas=[...]) as rt`` opens the store
+    (creating or upgrading its schema unless ``migrate=False``) and, with ``workers=N``,
+    runs up to N sagas at once in the background, resuming any that a crashed process
+    left behind once their lease expired.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        sagas: Iterable[Saga] | Mapping[str, Saga] = (),
+        *,
+        store: SagaStore | None = None,
+        workers: int = 0,
+        lease_seconds: float = 30.0,
+        poll_interval: float = 1.0,
+        migrate: bool = True,
+        hooks: Iterable[SagaHooks] = (),
+        prefix: str = "",
+        owner: str | None = None,
+    ) -> None:
+        if store is not None and url is not None:
+            raise ConfigurationError("give Runtime either a store URL or a store, not both")
+        if not isinstance(workers, int) or workers < 0:
+            raise ConfigurationError(f"workers must be an int >= 0, got {workers!r}")
+        if lease_seconds <= 0:
+            raise ConfigurationError(f"lease_seconds must be > 0, got {lease_seconds!r}")
+        self.store = store or open_store(url, prefix=prefix)
+        self.sagas: dict[str, Saga] = saga_registry(sagas)
+        self.owner = owner or new_owner_id()
+        self.hooks = HookChain(hooks)
+        self.leases = LeaseKeeper(self.store, self.owner, lease_seconds)
+        self.workers = workers
+        self.poll_interval = poll_interval
+        self.migrate = migrate
+        self.worker: Worker | None = None
+        self._worker_task: asyncio.Task[Any] | None = None
+        self._executors: dict[str, SagaExecutor] = {}
+        self._finished: dict[str, asyncio.Event] = {}
+        self._opened = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> Runtime:
+        """Open the store and start the background worker, if any."""
+        if self._opened:
+            return self
+        await self.store.open(migrate=self.migrate)
+        self._opened = True
+        self.leases.start()
+        if self.workers:
+            self.worker = Worker(
+                self.store,
+                self.sagas,
+                leases=self.leases,
+                hooks=self.hooks,
+                concurrency=self.workers,
+                poll_interval=self.poll_interval,
+                on_finished=self._notify,
+            )
+            self._worker_task = asyncio.create_task(self.worker.run(), name="sagakit-worker")
+        return self
+
+    async def close(self) -> None:
+        """Stop the worker gracefully (running steps finish and checkpoint), close the store."""
+        if not self._opened:
+            return
+        if self.worker is not None and self._worker_task is not None:
+            self.worker.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker_task
+        await self.leases.stop()
+        await self.store.close()
+        self._opened = False
+
+    async def __aenter__(self) -> Runtime:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def register(self, saga: Saga) -> Saga:
+        """Add a saga definition (before ``open`` if a background worker should run it)."""
+        self.sagas.update(saga_registry([*self.sagas.values(), saga]))
+        return saga
+
+    # -- starting and running -------------------------------------------------------------
+
+    def _saga(self, saga_type: str) -> Saga:
+        try:
+            return self.sagas[saga_type]
+        except KeyError:
+            known = ", ".join(sorted(self.sagas)) or "none"
+            raise UnknownSagaType(
+                f"no saga type {saga_type!r} is registered (registered: {known}); pass it "
+                "in Runtime(sagas=[...]) or rt.register(saga)"
+            ) from None
+
+    def _new_record(
+        self,
+        saga: Saga,
+        context: Mapping[str, Any] | None,
+        saga_id: str | None,
+        *,
+        leased: bool,
+    ) -> SagaRecord:
+        if saga_id is None:
+            saga_id = uuid.uuid4().hex
+        elif not isinstance(saga_id, str) or not saga_id or len(saga_id) > _MAX_ID:
+            raise ConfigurationError(
+                f"saga_id must be a non-empty string of at most {_MAX_ID} characters, "
+                f"got {saga_id!r}"
+            )
+        if context is None:
+            context = {}
+        if not isinstance(context, Mapping):
+            raise ConfigurationError(
+                f"the context of saga {saga.name!r} must be a dict, got {type(context).__name__}"
+            )
+        data = dict(context)
+        ensure_json(data, f"context of saga {saga.name!r}")
+        now = utcnow()
+        return SagaRecord(
+            id=saga_id,
+            saga_type=saga.name,
+            status=SagaStatus.RUNNING if leased else SagaStatus.PENDING,
+            data=data,
+            current_step=saga.steps[0].name,
+            attempt=1 if leased else 0,
+            timeout_at=now + timedelta(seconds=saga.timeout) if saga.timeout else None,
+            version=1,
+            lease_owner=self.owner if leased else None,
+            lease_expires_at=now + self.leases.lease_until() if leased else None,
+            definition_hash=saga.definition_hash,
+            last_seq=1,
+            created_at=now,
+            updated_at=now,
+        )
+
+    @staticmethod
+    def _started_event(
+        record: SagaRecord, actor: str | None, source_ip: str | None
+    ) -> SagaEvent:
+        return SagaEvent(
+            saga_id=record.id,
+            seq=1,
+            type="saga_started",
+            at=record.created_at,
+            actor=actor,
+            source_ip=source_ip,
+        )
+
+    async def run(
+        self,
+        saga_type: str,
+        context: Mapping[str, Any] | None = None,
+        *,
+        saga_id: str | None = None,
+        actor: str | None = None,
+        source_ip: str | None = None,
+    ) -> SagaRecord:
+        """Run a saga in this task to its end and return its final state.
+
+        With the id of an existing saga, return that saga (waiting for it to finish if it
+        is running elsewhere); it never runs twice.
+        """
+        saga = self._saga(saga_type)
+        record = self._new_record(saga, context, saga_id, leased=True)
+        self._require_open()
+        stored, created = await self.store.create(
+            record, [self._started_event(record, actor, source_ip)]
+        )
+        if not created:
+            return await self._join(stored)
+        self.hooks.saga_started(record)
+        final = await self._execute(saga, record)
+        return final if final is not None else await self.wait(record.id)
+
+    async def start(
+        self,
+        saga_type: str,
+        context: Mapping[str, Any] | None = None,
+        *,
+        saga_id: str | None = None,
+        actor: str | None = None,
+        source_ip: str | None = None,
+    ) -> str:
+        """Durably enqueue a saga and return its id at once; a worker runs it."""
+        saga = self._saga(saga_type)
+        record = self._new_record(saga, context, saga_id, leased=False)
+        self._require_open()
+        _, created = await self.store.create(
+            record, [self._started_event(record, actor, source_ip)]
+        )
+        if created:
+            self.hooks.saga_started(record)
+            if self.worker is not None:
+                self.worker.wake()
+        return record.id
+
+    async def _join(self, stored: SagaRecord) -> SagaRecord:
+        """Finish an existing saga: return it if done, take it over if free, else wait."""
+        if stored.is_terminal or stored.status == SagaStatus.PAUSED:
+            return stored
+        saga = self.sagas.get(stored.saga_type)
+        if saga is not None:
+            now = utcnow()
+            claimed = await self.store.claim(
+                self.owner,
+                now=now,
+                lease_until=now + self.leases.lease_until(),
+                limit=1,
+                saga_ids=[stored.id],
+            )
+            if claimed:
+                final = await self._execute(saga, claimed[0])
+                if final is not None:
+                    return final
+        return await self.wait(stored.id)
+
+    async def _execute(self, saga: Saga, record: SagaRecord) -> SagaRecord | None:
+        executor = self._executors.get(saga.name)
+        if executor is None:
+            executor = SagaExecutor(self.store, saga, owner=self.owner, hooks=self.hooks)
+            self._executors[saga.name] = executor
+        self.leases.hold(record)
+        try:
+            final = await executor.run(record)
+        finally:
+            self.leases.drop(record.id)
+        if final is not None:
+            self._notify(final)
+        return final
+
+    def _notify(self, record: SagaRecord) -> None:
+        waiter = self._finished.pop(record.id, None)
+        if waiter is not None:
+            waiter.set()
+
+    def _require_open(self) -> None:
+        if not self._opened:
+            raise ConfigurationError(
+                "the Runtime is not open; use `async with Runtime(...) as rt:` or "
+                "`await rt.open()` first"
+            )
+
+    async def wait(self, saga_id: str, timeout: float | None = None) -> SagaRecord:
+        """Wait until the saga is terminal (or paused) and return it.
+
+        Raise ``SagaTimeout`` after ``timeout`` seconds; the saga itself goes on.
+        """
+        self._require_open()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        interval = 0.01
+        while True:
+            record = await self.store.get(saga_id)
+            if record is None:
+                raise SagaNotFound(f"no saga with id {saga_id!r}")
+            if record.is_terminal or record.status == SagaStatus.PAUSED:
+                return record
+            if deadline is not None and loop.time() >= deadline:
+                raise SagaTimeout(
+                    f"saga {saga_id!r} is still {record.status.value} after {timeout}s"
+                )
+            waiter = self._finished.setdefault(saga_id, asyncio.Event())
+            pause = interval if deadline is None else min(interval, deadline - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.wait(), max(pause, 0))
+            interval = min(interval * 2, self.poll_interval)
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def get(self, saga_id: str) -> SagaRecord:
+        """Return the saga with id ``saga_id``; raise ``SagaNotFound`` if there is none."""
+        self._require_open()
+        record = await self.store.get(saga_id)
+        if record is None:
+            raise SagaNotFound(f"no saga with id {saga_id!r}")
+        return record
+
+    async def list(
+        self,
+        *,
+        status: SagaStatus | str | Iterable[SagaStatus | str] | None = None,
+        saga_type: str | None = None,
+        id_contains: str | None = None,
+        created_after: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[SagaRecord]:
+        """Return sagas, newest first, filtered by status, type, id text and age."""
+        self._require_open()
+        statuses: tuple[SagaStatus, ...] | None = None
+        if status is not None:
+            items = [status] if isinstance(status, str | SagaStatus) else list(status)
+            try:
+                statuses = tuple(SagaStatus(str(s).upper()) for s in items)
+            except ValueError:
+                valid = ", ".join(s.value for s in SagaStatus)
+                raise ConfigurationError(f"status {status!r} is unknown; use one of: {valid}") from None
+        return await self.store.list(
+            SagaQuery(
+                statuses=statuses,
+                saga_type=saga_type,
+                id_contains=id_contains,
+                created_after=created_after,
+                limit=limit,
+                offset=offset,
+            )
+        )
+
+    async def history(self, saga_id: str) -> list[SagaEvent]:
+        """Return the saga's events (its step and compensation timeline) in order."""
+        await self.get(saga_id)
+        return await self.store.events(saga_id)
+
+    # -- operator actions -----------------------------------------------------------------
+
+    async def act(
+        self,
+        saga_id: str,
+        action: Action | str,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        source_ip: str | None = None,
+    ) -> SagaRecord:
+        """Apply an operator action; the saga is then picked up by a worker."""
+        self._require_open()
+        record = await apply_action(
+            self.store, saga_id, action, actor=actor, reason=reason, source_ip=source_ip
+        )
+        if record.is_terminal:
+            self._notify(record)
+        if self.worker is not None:
+            self.worker.wake()
+        return record
+
+    async def retry(self, saga_id: str, **audit: Any) -> SagaRecord:
+        """Resume a FAILED saga's rollback, or try a step waiting on its retry timer now."""
+        return await self.act(saga_id, Action.RETRY, **audit)
+
+    async def compensate(self, saga_id: str, **audit: Any) -> SagaRecord:
+        """Force a rollback of a pending, running, paused or failed saga."""
+        return await self.act(saga_id, Action.COMPENSATE, **audit)
+
+    async def cancel(self, saga_id: str, **audit: Any) -> SagaRecord:
+        """Stop a saga going forward and roll back what it did (reason ``cancelled``)."""
+        return await self.act(saga_id, Action.CANCEL, **audit)
+
+    async def pause(self, saga_id: str, **audit: Any) -> SagaRecord:
+        """Hold a saga; no worker advances it until ``resume``."""
+        return await self.act(saga_id, Action.PAUSE, **audit)
+
+    async def resume(self, saga_id: str, **audit: Any) -> SagaRecord:
+        """Hand a paused saga back to the workers, in the direction it was going."""
+        return await self.act(saga_id, Action.RESUME, **audit)

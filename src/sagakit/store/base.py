@@ -1,0 +1,106 @@
+"""The persistence port: what the engine and runtime need from any store."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from ..status import SagaStatus
+from .records import OutboxMessage, SagaEvent, SagaQuery, SagaRecord
+
+
+class SagaStore(ABC):
+    """Where sagas are checkpointed. Every adapter passes ``sagakit.testing.StoreContract``.
+
+    Writes are conditional on the saga's ``version``: a writer that read an older version
+    gets ``ConcurrencyError`` and nothing is written. Each write of a saga and its events
+    (and outbox messages) is one transaction.
+    """
+
+    #: Shown in logs and errors; adapters set it with any password removed.
+    description: str = "store"
+
+    async def open(self, *, migrate: bool = True) -> None:  # noqa: B027 - optional hook
+        """Connect, and create or upgrade the schema when ``migrate`` is true."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the store may be opened again."""
+
+    @abstractmethod
+    async def create(
+        self, record: SagaRecord, events: Sequence[SagaEvent] = ()
+    ) -> tuple[SagaRecord, bool]:
+        """Insert a new saga with its first events, unless one with its id exists.
+
+        Return the stored saga and whether this call created it: starting an existing id
+        returns that saga untouched (idempotent start).
+        """
+
+    @abstractmethod
+    async def save(
+        self,
+        record: SagaRecord,
+        *,
+        expected_version: int,
+        events: Sequence[SagaEvent] = (),
+        outbox: Sequence[OutboxMessage] = (),
+    ) -> None:
+        """Write ``record`` (whose ``version`` is ``expected_version + 1``) with its events.
+
+        Raise ``ConcurrencyError`` if the stored version is not ``expected_version``.
+        """
+
+    @abstractmethod
+    async def get(self, saga_id: str) -> SagaRecord | None:
+        """Return the saga with id ``saga_id``, or ``None``."""
+
+    @abstractmethod
+    async def list(self, query: SagaQuery = SagaQuery()) -> list[SagaRecord]:
+        """Return sagas matching ``query``, newest first."""
+
+    @abstractmethod
+    async def events(self, saga_id: str) -> list[SagaEvent]:
+        """Return the saga's history in the order it was written."""
+
+    @abstractmethod
+    async def claim(
+        self,
+        owner: str,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        saga_types: Iterable[str] | None = None,
+        saga_ids: Iterable[str] | None = None,
+    ) -> list[SagaRecord]:
+        """Lease up to ``limit`` runnable sagas to ``owner`` and return them.
+
+        Runnable: status ``PENDING``, ``RUNNING`` or ``COMPENSATING``, no live lease, and a
+        retry timer that is due (or a saga timeout that passed). Each claimed saga gets
+        ``version + 1`` and ``attempt + 1`` (an attempt counts before it runs, so a step
+        that kills its worker every time is bounded by its retries).
+        """
+
+    @abstractmethod
+    async def renew(self, owner: str, saga_ids: Iterable[str], lease_until: datetime) -> set[str]:
+        """Extend ``owner``'s leases; return the ids whose lease ``owner`` no longer holds."""
+
+    @abstractmethod
+    async def count_by_status(self) -> dict[SagaStatus, int]:
+        """Return how many sagas are in each status."""
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        """Return when the next saga becomes claimable, if known (for a worker's sleep)."""
+        return None
+
+    async def pending_outbox(self, limit: int = 100) -> list[OutboxMessage]:
+        """Return unpublished outbox messages, oldest first."""
+        raise NotImplementedError(f"{type(self).__name__} has no outbox")
+
+    async def mark_published(self, message_ids: Iterable[int], at: datetime) -> None:
+        """Record that the outbox messages with these ids were published."""
+        raise NotImplementedError(f"{type(self).__name__} has no outbox")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.description}>"

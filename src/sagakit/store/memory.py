@@ -1,0 +1,150 @@
+"""An in-process store: fast, and gone with the process. For tests and experiments."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from ..errors import ConcurrencyError
+from ..status import RUNNABLE, SagaStatus
+from .base import SagaStore
+from .records import OutboxMessage, SagaEvent, SagaQuery, SagaRecord
+
+
+def matches(record: SagaRecord, query: SagaQuery) -> bool:
+    """Tell whether ``record`` passes every filter of ``query``."""
+    return (
+        (query.statuses is None or record.status in query.statuses)
+        and (query.saga_type is None or record.saga_type == query.saga_type)
+        and (query.id_contains is None or query.id_contains in record.id)
+        and (query.created_before is None or record.created_at < query.created_before)
+        and (query.created_after is None or record.created_at > query.created_after)
+        and (query.updated_before is None or record.updated_at < query.updated_before)
+        and (query.include_archived or record.archived_at is None)
+    )
+
+
+def is_claimable(record: SagaRecord, now: datetime) -> bool:
+    """Tell whether a worker may lease ``record`` at ``now``."""
+    if record.status not in RUNNABLE:
+        return False
+    if record.lease_expires_at is not None and record.lease_expires_at > now:
+        return False
+    timer_due = record.next_attempt_at is None or record.next_attempt_at <= now
+    timed_out = (
+        record.status != SagaStatus.COMPENSATING
+        and record.timeout_at is not None
+        and record.timeout_at <= now
+    )
+    return timer_due or timed_out
+
+
+class MemoryStore(SagaStore):
+    """Keeps sagas in dictionaries; passes the same contract as the SQL stores."""
+
+    description = "memory://"
+
+    def __init__(self) -> None:
+        self._sagas: dict[str, SagaRecord] = {}
+        self._events: dict[str, list[SagaEvent]] = {}
+        self._outbox: list[OutboxMessage] = []
+        self._ids = itertools.count(1)
+
+    async def create(
+        self, record: SagaRecord, events: Sequence[SagaEvent] = ()
+    ) -> tuple[SagaRecord, bool]:
+        existing = self._sagas.get(record.id)
+        if existing is not None:
+            return existing.copy(), False
+        self._sagas[record.id] = record.copy()
+        self._events[record.id] = [replace(e) for e in events]
+        return record.copy(), True
+
+    async def save(
+        self,
+        record: SagaRecord,
+        *,
+        expected_version: int,
+        events: Sequence[SagaEvent] = (),
+        outbox: Sequence[OutboxMessage] = (),
+    ) -> None:
+        current = self._sagas.get(record.id)
+        if current is None or current.version != expected_version:
+            found = "missing" if current is None else f"at version {current.version}"
+            raise ConcurrencyError(
+                f"saga {record.id!r} is {found}, not at version {expected_version}; "
+                "another writer changed it"
+            )
+        self._sagas[record.id] = record.copy()
+        self._events[record.id].extend(replace(e) for e in events)
+        for message in outbox:
+            self._outbox.append(replace(message, id=next(self._ids)))
+
+    async def get(self, saga_id: str) -> SagaRecord | None:
+        record = self._sagas.get(saga_id)
+        return record.copy() if record else None
+
+    async def list(self, query: SagaQuery = SagaQuery()) -> list[SagaRecord]:
+        found = [r for r in self._sagas.values() if matches(r, query)]
+        found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return [r.copy() for r in found[query.offset : query.offset + query.limit]]
+
+    async def events(self, saga_id: str) -> list[SagaEvent]:
+        return [replace(e) for e in self._events.get(saga_id, [])]
+
+    async def claim(
+        self,
+        owner: str,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        saga_types: Iterable[str] | None = None,
+        saga_ids: Iterable[str] | None = None,
+    ) -> list[SagaRecord]:
+        types = set(saga_types) if saga_types is not None else None
+        ids = set(saga_ids) if saga_ids is not None else None
+        claimed: list[SagaRecord] = []
+        for record in sorted(self._sagas.values(), key=lambda r: r.created_at):
+            if len(claimed) >= limit:
+                break
+            if types is not None and record.saga_type not in types:
+                continue
+            if ids is not None and record.id not in ids:
+                continue
+            if not is_claimable(record, now):
+                continue
+            record.lease_owner = owner
+            record.lease_expires_at = lease_until
+            record.version += 1
+            record.attempt += 1
+            record.updated_at = now
+            claimed.append(record.copy())
+        return claimed
+
+    async def renew(self, owner: str, saga_ids: Iterable[str], lease_until: datetime) -> set[str]:
+        lost: set[str] = set()
+        for saga_id in saga_ids:
+            record = self._sagas.get(saga_id)
+            if record is None or record.lease_owner != owner:
+                lost.add(saga_id)
+            else:
+                record.lease_expires_at = lease_until
+        return lost
+
+    async def count_by_status(self) -> dict[SagaStatus, int]:
+        counts: dict[SagaStatus, int] = {}
+        for record in self._sagas.values():
+            counts[record.status] = counts.get(record.status, 0) + 1
+        return counts
+
+    async def pending_outbox(self, limit: int = 100) -> list[OutboxMessage]:
+        return [replace(m) for m in self._outbox if m.published_at is None][:limit]
+
+    async def mark_published(self, message_ids: Iterable[int], at: datetime) -> None:
+        wanted = set(message_ids)
+        for message in self._outbox:
+            if message.id in wanted:
+                message.published_at = at

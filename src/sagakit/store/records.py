@@ -1,0 +1,114 @@
+"""Plain records the store port speaks in: a saga's checkpoint, its history events, outbox rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..status import Reason, SagaStatus
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime (the only clock the stores use)."""
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class SagaRecord:
+    """One saga's checkpoint: the row of ``saga_instances``.
+
+    ``version`` grows by one on every write; a write is applied only if the stored version
+    is the one the writer read, so a stale writer can never overwrite a newer state.
+    """
+
+    id: str
+    saga_type: str
+    status: SagaStatus = SagaStatus.PENDING
+    data: dict[str, Any] = field(default_factory=dict)
+    kind: str = "orchestrated"
+    reason: Reason | None = None
+    current_step: str | None = None
+    step_index: int = 0
+    attempt: int = 0
+    next_attempt_at: datetime | None = None
+    timeout_at: datetime | None = None
+    version: int = 0
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    definition_hash: str | None = None
+    paused_from: SagaStatus | None = None
+    last_seq: int = 0
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    completed_at: datetime | None = None
+    archived_at: datetime | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    error_stack: str | None = None
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """The saga's context: its input merged with every completed step's output."""
+        return self.data
+
+    @property
+    def is_terminal(self) -> bool:
+        """Tell whether the saga has finished (until an operator acts)."""
+        return self.status.is_terminal
+
+    def copy(self) -> SagaRecord:
+        """Return a copy whose ``data`` can be changed without touching this record."""
+        clone = SagaRecord(**{name: getattr(self, name) for name in _RECORD_FIELDS})
+        clone.data = dict(self.data)
+        return clone
+
+
+_RECORD_FIELDS: tuple[str, ...] = tuple(SagaRecord.__dataclass_fields__)
+
+
+@dataclass(slots=True)
+class SagaEvent:
+    """One entry of a saga's append-only history (``saga_events``)."""
+
+    saga_id: str
+    seq: int
+    type: str
+    step: str | None = None
+    attempt: int | None = None
+    at: datetime = field(default_factory=utcnow)
+    duration_ms: float | None = None
+    output: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    actor: str | None = None
+    source_ip: str | None = None
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class OutboxMessage:
+    """A message written in a step's transaction, published later by the relay."""
+
+    saga_id: str
+    topic: str
+    payload: dict[str, Any]
+    headers: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=utcnow)
+    published_at: datetime | None = None
+    attempts: int = 0
+    id: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class SagaQuery:
+    """Filters for listing sagas; every field narrows the result, ``None`` means any."""
+
+    statuses: tuple[SagaStatus, ...] | None = None
+    saga_type: str | None = None
+    id_contains: str | None = None
+    created_before: datetime | None = None
+    created_after: datetime | None = None
+    updated_before: datetime | None = None
+    include_archived: bool = True
+    limit: int = 100
+    offset: int = 0

@@ -1,0 +1,88 @@
+"""Turn a store URL (``memory://``, ``sqlite:///path``, ``postgresql://…``) into a store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from ..errors import ConfigurationError
+from .base import SagaStore
+
+#: The store a Runtime uses when given no URL: a file in the working directory.
+DEFAULT_URL = "sqlite:///sagas.db"
+
+_SUPPORTED = "memory://, sqlite:///path/to/file.db, postgresql://user@host/db, mysql://user@host/db"
+
+
+def redact(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def _sqlite_path(url: str, database: str | None) -> str:
+    if not database or database == ":memory:":
+        return ":memory:"
+    path = Path(database).expanduser()
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.exists():
+        raise ConfigurationError(
+            f"store URL {url!r}: the folder {str(folder)!r} does not exist; create it "
+            "(mkdir -p) or point the URL at an existing folder"
+        )
+    target = path if path.exists() else folder
+    if not os.access(target, os.W_OK):
+        raise ConfigurationError(
+            f"store URL {url!r}: {str(target)!r} is not writable by this user; fix its "
+            "permissions or choose another path"
+        )
+    return str(path)
+
+
+def open_store(url: str | None = None, *, prefix: str = "", schema: str | None = None) -> SagaStore:
+    """Return the (not yet opened) store for ``url``; raise ``ConfigurationError`` if invalid."""
+    url = url or DEFAULT_URL
+    if not isinstance(url, str):
+        raise ConfigurationError(f"store URL must be a string such as {DEFAULT_URL!r}, got {url!r}")
+    if url.startswith("memory://"):
+        from .memory import MemoryStore
+
+        return MemoryStore()
+    try:
+        parsed = make_url(url)
+    except ArgumentError as e:
+        raise ConfigurationError(
+            f"store URL {redact(url)!r} cannot be parsed; use one of: {_SUPPORTED}"
+        ) from e
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        from .sqlite import SqliteStore
+
+        database = _sqlite_path(redact(url), parsed.database)
+        target = parsed.set(drivername="sqlite+aiosqlite", database=database)
+        if database == ":memory:":
+            # One shared connection, or every pooled connection would see its own empty DB.
+            engine = create_async_engine(target, poolclass=StaticPool)
+        else:
+            engine = create_async_engine(target)
+        return SqliteStore(engine, prefix=prefix, schema=None, description=redact(url))
+    if backend in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            f"store URL {redact(url)!r}: the PostgreSQL store is not in this version of "
+            "sagakit yet; use sqlite:///path/to/file.db"
+        )
+    if backend in ("mysql", "mariadb", "mongodb"):
+        raise ConfigurationError(
+            f"store URL {redact(url)!r}: the {backend} store is not in this version of "
+            "sagakit yet; use sqlite:///path/to/file.db"
+        )
+    raise ConfigurationError(
+        f"store URL {redact(url)!r} names the unknown backend {backend!r}; use one of: {_SUPPORTED}"
+    )

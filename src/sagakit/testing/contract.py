@@ -1,0 +1,372 @@
+"""The store contract: one suite of behaviour that every ``SagaStore`` adapter must pass.
+
+Subclass ``StoreContract`` in a pytest module and implement ``make_store``::
+
+    class TestMyStore(StoreContract):
+        async def make_store(self, tmp_path):
+            return MyStore(...)
+
+Every test gets a fresh store from ``make_store`` (its own file, schema or database).
+Needs pytest and pytest-asyncio (``pip install sagakit[dev]``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..errors import ConcurrencyError
+from ..status import Reason, SagaStatus
+from ..store.base import SagaStore
+from ..store.records import OutboxMessage, SagaEvent, SagaQuery, SagaRecord, utcnow
+
+
+def new_saga(saga_id: str, **fields: Any) -> SagaRecord:
+    """Return a fresh saga record as a Runtime would create it (version 1, one event)."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "saga_type": "order",
+        "data": {"n": 1, "nested": {"list": [1, "two", None]}},
+        "version": 1,
+        "last_seq": 1,
+        "created_at": now,
+        "updated_at": now,
+        "definition_hash": "abc123",
+        "current_step": "first",
+    }
+    values.update(fields)
+    return SagaRecord(id=saga_id, **values)
+
+
+def started(record: SagaRecord) -> list[SagaEvent]:
+    """Return the ``saga_started`` event of ``record``."""
+    return [SagaEvent(saga_id=record.id, seq=1, type="saga_started", actor="tester")]
+
+
+def advanced(record: SagaRecord, **changes: Any) -> tuple[SagaRecord, int, list[SagaEvent]]:
+    """Return a next version of ``record`` with ``changes``, its expected version and event."""
+    nxt = record.copy()
+    expected = nxt.version
+    nxt.version += 1
+    nxt.last_seq += 1
+    for name, value in changes.items():
+        setattr(nxt, name, value)
+    event = SagaEvent(saga_id=nxt.id, seq=nxt.last_seq, type="step_completed", step="first")
+    return nxt, expected, [event]
+
+
+class StoreContract:
+    """Behaviour every saga store must show. Subclass and implement ``make_store``."""
+
+    #: Whether data survives ``close()`` and a new store on the same location.
+    persistent: bool = True
+
+    async def make_store(self, tmp_path: Path) -> SagaStore:
+        """Return a new, unopened store with nothing in it."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[SagaStore]:
+        store = await self.make_store(tmp_path)
+        await store.open()
+        try:
+            yield store
+        finally:
+            await store.close()
+
+    # -- create and read ------------------------------------------------------------------
+
+    async def test_create_then_get_round_trips_every_field(self, store: SagaStore) -> None:
+        # Given a saga with every optional field set
+        now = utcnow()
+        record = new_saga(
+            "s-1",
+            status=SagaStatus.RUNNING,
+            reason=Reason.ERROR,
+            step_index=2,
+            attempt=3,
+            next_attempt_at=now + timedelta(seconds=5),
+            timeout_at=now + timedelta(minutes=5),
+            lease_owner="w1",
+            lease_expires_at=now + timedelta(seconds=30),
+            error_type="builtins.ValueError",
+            error_message="bad ünïcode ✓",
+            error_stack="Traceback...",
+        )
+        # When it is created and read back
+        stored, created = await store.create(record, started(record))
+        got = await store.get("s-1")
+        # I expect every field back, datetimes as aware UTC to the millisecond
+        assert created is True
+        assert stored.id == "s-1"
+        assert got is not None
+        for name in ("id", "saga_type", "status", "reason", "data", "step_index", "attempt",
+                     "version", "lease_owner", "definition_hash", "current_step",
+                     "error_type", "error_message", "error_stack", "last_seq"):
+            assert getattr(got, name) == getattr(record, name), name
+        for name in ("next_attempt_at", "timeout_at", "lease_expires_at", "created_at"):
+            value = getattr(got, name)
+            assert value.tzinfo is not None, name
+            assert abs((value - getattr(record, name)).total_seconds()) < 0.001, name
+
+    async def test_get_unknown_returns_none(self, store: SagaStore) -> None:
+        assert await store.get("nope") is None
+        assert await store.events("nope") == []
+
+    async def test_create_existing_id_returns_existing_and_writes_nothing(
+        self, store: SagaStore
+    ) -> None:
+        first = new_saga("dup", data={"v": 1})
+        await store.create(first, started(first))
+        # When the same id is started again with other data
+        again = new_saga("dup", data={"v": 2})
+        stored, created = await store.create(again, started(again))
+        # I expect the first saga back, untouched, and one history event only
+        assert created is False
+        assert stored.data == {"v": 1}
+        assert len(await store.events("dup")) == 1
+
+    async def test_concurrent_creates_of_one_id_create_once(self, store: SagaStore) -> None:
+        records = [new_saga("race", data={"v": i}) for i in range(10)]
+        results = await asyncio.gather(*(store.create(r, started(r)) for r in records))
+        assert sum(created for _, created in results) == 1
+        assert len({stored.data["v"] for stored, _ in results}) == 1
+        assert len(await store.events("race")) == 1
+
+    # -- optimistic locking ---------------------------------------------------------------
+
+    async def test_save_applies_record_and_events_at_expected_version(
+        self, store: SagaStore
+    ) -> None:
+        record = new_saga("s")
+        await store.create(record, started(record))
+        nxt, expected, events = advanced(record, step_index=1, data={"n": 2})
+        await store.save(nxt, expected_version=expected, events=events)
+        got = await store.get("s")
+        assert got is not None
+        assert (got.version, got.step_index, got.data) == (2, 1, {"n": 2})
+        assert [e.type for e in await store.events("s")] == ["saga_started", "step_completed"]
+
+    async def test_stale_writer_gets_concurrency_error_and_writes_nothing(
+        self, store: SagaStore
+    ) -> None:
+        record = new_saga("s")
+        await store.create(record, started(record))
+        # Given two writers that both read version 1
+        a, expected_a, events_a = advanced(record, data={"by": "a"})
+        b, expected_b, events_b = advanced(record, data={"by": "b"})
+        # When both write
+        await store.save(a, expected_version=expected_a, events=events_a)
+        with pytest.raises(ConcurrencyError):
+            await store.save(b, expected_version=expected_b, events=events_b)
+        # I expect the first write kept whole and nothing of the second
+        got = await store.get("s")
+        assert got is not None and got.data == {"by": "a"} and got.version == 2
+        assert len(await store.events("s")) == 2
+
+    async def test_simultaneous_writers_exactly_one_wins(self, store: SagaStore) -> None:
+        record = new_saga("s")
+        await store.create(record, started(record))
+        writes = [advanced(record, data={"by": i}) for i in range(8)]
+        results = await asyncio.gather(
+            *(store.save(r, expected_version=v, events=e) for r, v, e in writes),
+            return_exceptions=True,
+        )
+        winners = [i for i, res in enumerate(results) if res is None]
+        assert len(winners) == 1
+        assert all(isinstance(res, ConcurrencyError) for res in results if res is not None)
+        got = await store.get("s")
+        assert got is not None and got.data == {"by": winners[0]}
+        assert len(await store.events("s")) == 2
+
+    async def test_save_of_missing_saga_is_a_concurrency_error(self, store: SagaStore) -> None:
+        ghost, expected, events = advanced(new_saga("ghost"))
+        with pytest.raises(ConcurrencyError):
+            await store.save(ghost, expected_version=expected, events=events)
+
+    async def test_many_sagas_saved_at_once_each_land(self, store: SagaStore) -> None:
+        records = [new_saga(f"m{i}") for i in range(50)]
+        for r in records:
+            await store.create(r, started(r))
+        writes = [advanced(r, step_index=1) for r in records]
+        await asyncio.gather(*(store.save(r, expected_version=v, events=e) for r, v, e in writes))
+        for r in records:
+            got = await store.get(r.id)
+            assert got is not None and got.version == 2 and got.step_index == 1
+            assert len(await store.events(r.id)) == 2
+
+    # -- outbox ---------------------------------------------------------------------------
+
+    async def test_outbox_messages_commit_with_the_checkpoint(self, store: SagaStore) -> None:
+        record = new_saga("s")
+        await store.create(record, started(record))
+        nxt, expected, events = advanced(record)
+        message = OutboxMessage(saga_id="s", topic="orders.created", payload={"id": 7})
+        await store.save(nxt, expected_version=expected, events=events, outbox=[message])
+        # a stale writer's messages never appear
+        stale, _, _ = advanced(record)
+        with pytest.raises(ConcurrencyError):
+            await store.save(stale, expected_version=1, outbox=[message])
+        pending = await store.pending_outbox()
+        assert [(m.topic, m.payload) for m in pending] == [("orders.created", {"id": 7})]
+        assert pending[0].id is not None
+        await store.mark_published([pending[0].id], utcnow())
+        assert await store.pending_outbox() == []
+
+    # -- listing --------------------------------------------------------------------------
+
+    async def test_list_filters_and_orders_newest_first(self, store: SagaStore) -> None:
+        base = utcnow()
+        for i, (status, kind) in enumerate(
+            [
+                (SagaStatus.COMPLETED, "order"),
+                (SagaStatus.FAILED, "order"),
+                (SagaStatus.FAILED, "refund"),
+                (SagaStatus.RUNNING, "order"),
+            ]
+        ):
+            r = new_saga(f"id-{i}_x", status=status, saga_type=kind,
+                         created_at=base + timedelta(seconds=i))
+            await store.create(r, started(r))
+        all_ids = [r.id for r in await store.list()]
+        assert all_ids == ["id-3_x", "id-2_x", "id-1_x", "id-0_x"]
+        failed = await store.list(SagaQuery(statuses=(SagaStatus.FAILED,)))
+        assert {r.id for r in failed} == {"id-1_x", "id-2_x"}
+        orders = await store.list(SagaQuery(saga_type="order", statuses=(SagaStatus.FAILED,)))
+        assert [r.id for r in orders] == ["id-1_x"]
+        assert [r.id for r in await store.list(SagaQuery(id_contains="2_"))] == ["id-2_x"]
+        # "_" and "%" are matched literally, not as wildcards
+        assert await store.list(SagaQuery(id_contains="%")) == []
+        page = await store.list(SagaQuery(limit=2, offset=1))
+        assert [r.id for r in page] == ["id-2_x", "id-1_x"]
+        newer = await store.list(SagaQuery(created_after=base + timedelta(seconds=1.5)))
+        assert {r.id for r in newer} == {"id-2_x", "id-3_x"}
+        counts = await store.count_by_status()
+        assert counts[SagaStatus.FAILED] == 2 and counts[SagaStatus.RUNNING] == 1
+
+    # -- claiming and leases --------------------------------------------------------------
+
+    async def test_claim_leases_runnable_sagas_and_counts_an_attempt(
+        self, store: SagaStore
+    ) -> None:
+        pending = new_saga("p", status=SagaStatus.PENDING, version=1)
+        await store.create(pending, started(pending))
+        now = utcnow()
+        claimed = await store.claim(
+            "w1", now=now, lease_until=now + timedelta(seconds=30), limit=10
+        )
+        assert [r.id for r in claimed] == ["p"]
+        got = await store.get("p")
+        assert got is not None
+        assert (got.lease_owner, got.version, got.attempt) == ("w1", 2, 1)
+        # a live lease keeps it from every other claimer
+        again = await store.claim("w2", now=now, lease_until=now + timedelta(seconds=30), limit=10)
+        assert again == []
+        # once the lease has expired anyone may take it, and that counts another attempt
+        later = now + timedelta(seconds=31)
+        taken = await store.claim("w2", now=later, lease_until=later + timedelta(seconds=30), limit=10)
+        assert [(r.id, r.lease_owner, r.attempt, r.version) for r in taken] == [("p", "w2", 2, 3)]
+
+    async def test_claim_skips_terminal_paused_and_not_yet_due(self, store: SagaStore) -> None:
+        now = utcnow()
+        rows = [
+            new_saga("done", status=SagaStatus.COMPLETED),
+            new_saga("failed", status=SagaStatus.FAILED),
+            new_saga("paused", status=SagaStatus.PAUSED),
+            new_saga("later", status=SagaStatus.RUNNING, next_attempt_at=now + timedelta(hours=1)),
+            new_saga("due", status=SagaStatus.RUNNING, next_attempt_at=now - timedelta(seconds=1)),
+            new_saga(
+                "timed-out",
+                status=SagaStatus.RUNNING,
+                next_attempt_at=now + timedelta(hours=1),
+                timeout_at=now - timedelta(seconds=1),
+            ),
+            new_saga("undoing", status=SagaStatus.COMPENSATING),
+        ]
+        for r in rows:
+            await store.create(r, started(r))
+        claimed = await store.claim("w", now=now, lease_until=now + timedelta(seconds=9), limit=50)
+        assert {r.id for r in claimed} == {"due", "timed-out", "undoing"}
+
+    async def test_claim_respects_limit_types_and_ids(self, store: SagaStore) -> None:
+        for i in range(5):
+            r = new_saga(f"o{i}", status=SagaStatus.PENDING, saga_type="order")
+            await store.create(r, started(r))
+        other = new_saga("r0", status=SagaStatus.PENDING, saga_type="refund")
+        await store.create(other, started(other))
+        now = utcnow()
+        until = now + timedelta(seconds=30)
+        two = await store.claim("w", now=now, lease_until=until, limit=2, saga_types=["order"])
+        assert len(two) == 2 and all(r.saga_type == "order" for r in two)
+        one = await store.claim("w", now=now, lease_until=until, limit=5, saga_ids=["r0"])
+        assert [r.id for r in one] == ["r0"]
+        rest = await store.claim("w", now=now, lease_until=until, limit=50)
+        assert len(rest) == 3
+
+    async def test_concurrent_claimers_never_share_a_saga(self, store: SagaStore) -> None:
+        for i in range(40):
+            r = new_saga(f"c{i}", status=SagaStatus.PENDING)
+            await store.create(r, started(r))
+        now = utcnow()
+        until = now + timedelta(seconds=30)
+        batches = await asyncio.gather(
+            *(store.claim(f"w{i}", now=now, lease_until=until, limit=7) for i in range(8))
+        )
+        ids = [r.id for batch in batches for r in batch]
+        assert len(ids) == len(set(ids)) == 40
+
+    async def test_claimed_version_fences_the_previous_holder(self, store: SagaStore) -> None:
+        # Given a saga held by w1 whose lease expired and was claimed by w2
+        now = utcnow()
+        held = new_saga("f", status=SagaStatus.RUNNING, lease_owner="w1",
+                        lease_expires_at=now - timedelta(seconds=1))
+        await store.create(held, started(held))
+        [taken] = await store.claim("w2", now=now, lease_until=now + timedelta(seconds=30), limit=1)
+        # When w1 wakes up and checkpoints from the version it had
+        late, expected, events = advanced(held, step_index=5)
+        # I expect its write rejected and w2's lease intact
+        with pytest.raises(ConcurrencyError):
+            await store.save(late, expected_version=expected, events=events)
+        got = await store.get("f")
+        assert got is not None and got.lease_owner == "w2" and got.step_index == 0
+        assert taken.version == got.version
+
+    async def test_renew_extends_own_leases_and_reports_lost_ones(
+        self, store: SagaStore
+    ) -> None:
+        now = utcnow()
+        for saga_id in ("mine", "theirs"):
+            r = new_saga(saga_id, status=SagaStatus.PENDING)
+            await store.create(r, started(r))
+        await store.claim("me", now=now, lease_until=now + timedelta(seconds=5), limit=1,
+                          saga_ids=["mine"])
+        await store.claim("other", now=now, lease_until=now + timedelta(seconds=5), limit=1,
+                          saga_ids=["theirs"])
+        until = now + timedelta(seconds=60)
+        lost = await store.renew("me", ["mine", "theirs"], until)
+        assert lost == {"theirs"}
+        got = await store.get("mine")
+        assert got is not None and got.lease_expires_at is not None
+        assert abs((got.lease_expires_at - until).total_seconds()) < 0.001
+
+    async def test_data_survives_reopening(self, tmp_path: Path) -> None:
+        if not self.persistent:
+            pytest.skip("this store keeps nothing across close()")
+        store = await self.make_store(tmp_path)
+        await store.open()
+        record = new_saga("keep", data={"k": "v"})
+        await store.create(record, started(record))
+        await store.close()
+        reopened = await self.make_store(tmp_path)
+        await reopened.open()
+        try:
+            got = await reopened.get("keep")
+            assert got is not None and got.data == {"k": "v"}
+            assert len(await reopened.events("keep")) == 1
+        finally:
+            await reopened.close()

@@ -1,0 +1,202 @@
+"""Workers: claim runnable sagas from the store, run them, and recover the ones others left.
+
+Any worker resumes any incomplete saga once its lease has expired, whoever started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .definition import Saga
+from .engine import SagaExecutor
+from .errors import StoreError
+from .hooks import HookChain, SagaHooks
+from .leases import LeaseKeeper
+from .status import SagaStatus
+from .store.base import SagaStore
+from .store.records import SagaRecord, utcnow
+
+log = logging.getLogger("sagakit.worker")
+
+
+def new_owner_id() -> str:
+    """Return a lease owner id naming this host and process, unique per worker."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(slots=True)
+class WorkerCounters:
+    """What a worker did since it started; read them after ``run(burst=True)``."""
+
+    claimed: int = 0
+    completed: int = 0
+    compensated: int = 0
+    failed: int = 0
+    paused: int = 0
+    released: int = 0
+    lost: int = 0
+    retried: int = 0
+
+
+class _CountRetries(SagaHooks):
+    def __init__(self, counters: WorkerCounters) -> None:
+        self.counters = counters
+
+    def step_failed(
+        self, saga: SagaRecord, step: str, error: BaseException, *, will_retry: bool
+    ) -> None:
+        self.counters.retried += will_retry
+
+    def compensation_failed(
+        self, saga: SagaRecord, step: str, error: BaseException, *, will_retry: bool
+    ) -> None:
+        self.counters.retried += will_retry
+
+
+class Worker:
+    """Runs up to ``concurrency`` sagas at once, claimed in batches under leases."""
+
+    def __init__(
+        self,
+        store: SagaStore,
+        sagas: Mapping[str, Saga],
+        *,
+        leases: LeaseKeeper,
+        hooks: SagaHooks | None = None,
+        concurrency: int = 16,
+        poll_interval: float = 1.0,
+        max_inline_delay: float | None = None,
+        on_finished: Callable[[SagaRecord], None] | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.store = store
+        self.sagas = dict(sagas)
+        self.leases = leases
+        self.owner = leases.owner
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.counters = WorkerCounters()
+        chain = HookChain([_CountRetries(self.counters)])
+        if hooks is not None:
+            chain.hooks.append(hooks)
+        inline = leases.lease_seconds / 2 if max_inline_delay is None else max_inline_delay
+        self._executors = {
+            name: SagaExecutor(
+                store,
+                saga,
+                owner=self.owner,
+                hooks=chain,
+                max_inline_delay=inline,
+                should_stop=self._stopping_requested,
+            )
+            for name, saga in self.sagas.items()
+        }
+        self._on_finished = on_finished
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+
+    def _stopping_requested(self) -> bool:
+        return self._stopping
+
+    def wake(self) -> None:
+        """Look for work now instead of at the next poll."""
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        """Stop claiming; running sagas finish their current step, checkpoint and release."""
+        self._stopping = True
+        self._wakeup.set()
+
+    @property
+    def running(self) -> int:
+        """How many sagas this worker is running now."""
+        return len(self._tasks)
+
+    async def run(self, *, burst: bool = False) -> WorkerCounters:
+        """Claim and run sagas until ``stop()``; with ``burst``, until nothing is runnable."""
+        self.leases.start()
+        idle = self.poll_interval / 16
+        try:
+            while not self._stopping:
+                claimed = await self._claim()
+                if burst and not claimed and not self._tasks:
+                    break
+                if claimed and len(self._tasks) < self.concurrency:
+                    idle = self.poll_interval / 16
+                    continue
+                await self._sleep(idle)
+                idle = min(idle * 2, self.poll_interval)
+        finally:
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+        return self.counters
+
+    async def _sleep(self, seconds: float) -> None:
+        waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(self._wakeup.wait())}
+        waiters |= self._tasks  # type: ignore[arg-type]
+        done, _ = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters - set(self._tasks):
+            waiter.cancel()
+        self._wakeup.clear()
+
+    async def _claim(self) -> int:
+        free = self.concurrency - len(self._tasks)
+        if free <= 0 or self._stopping:
+            return 0
+        now = utcnow()
+        try:
+            records = await self.store.claim(
+                self.owner,
+                now=now,
+                lease_until=now + self.leases.lease_until(),
+                limit=free,
+                saga_types=self.sagas,
+            )
+        except StoreError as e:
+            log.warning("worker %s: could not claim sagas: %s; will retry", self.owner, e)
+            return 0
+        for record in records:
+            self.counters.claimed += 1
+            task = asyncio.create_task(self._execute(record), name=f"saga-{record.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(records)
+
+    async def _execute(self, record: SagaRecord) -> None:
+        self.leases.hold(record)
+        try:
+            final = await self._executors[record.saga_type].run(record)
+        except StoreError as e:
+            log.warning("saga %s: store error, left for recovery: %s", record.id, e)
+            final = None
+        except Exception:
+            log.exception("saga %s: unexpected engine error; left for recovery", record.id)
+            final = None
+        finally:
+            self.leases.drop(record.id)
+        self._count(final)
+        if final is not None and self._on_finished is not None:
+            self._on_finished(final)
+
+    def _count(self, final: SagaRecord | None) -> None:
+        c = self.counters
+        if final is None:
+            c.lost += 1
+        elif final.status == SagaStatus.COMPLETED:
+            c.completed += 1
+        elif final.status == SagaStatus.COMPENSATED:
+            c.compensated += 1
+        elif final.status == SagaStatus.FAILED:
+            c.failed += 1
+        elif final.status == SagaStatus.PAUSED:
+            c.paused += 1
+        else:
+            c.released += 1
