@@ -68,23 +68,33 @@ class Retry:
 DEFAULT_RETRY = Retry()
 
 
+_UNBOUND = "<unbound>"
+
+
+def _where(saga: str | None, step: str | None) -> str:
+    parts = [f"saga {saga!r}"] if saga and saga != _UNBOUND else []
+    if step:
+        parts.append(f"step {step!r}")
+    return ", ".join(parts)
+
+
 def _check_function(saga: str, step: str, role: str, fn: object) -> None:
     if not callable(fn):
         raise DefinitionError(
-            f"saga {saga!r}, step {step!r}: the {role} must be a function taking the "
+            f"{_where(saga, step)}: the {role} must be a function taking the "
             f"context, got {type(fn).__name__} {fn!r}"
         )
     target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else getattr(fn, "__call__", fn)  # noqa: B004
     if inspect.isasyncgenfunction(target) or inspect.isgeneratorfunction(target):
         raise DefinitionError(
-            f"saga {saga!r}, step {step!r}: the {role} {getattr(fn, '__name__', fn)!r} is a "
+            f"{_where(saga, step)}: the {role} {getattr(fn, '__name__', fn)!r} is a "
             "generator; the engine cannot run it. Make it a plain `def` or `async def` "
             "that returns a dict"
         )
 
 
 def _check_timeout(saga: str, step: str | None, value: float | None) -> None:
-    where = f"saga {saga!r}" + (f", step {step!r}" if step else "")
+    where = _where(saga, step)
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -94,7 +104,7 @@ def _check_timeout(saga: str, step: str | None, value: float | None) -> None:
 
 
 def _check_name(kind: str, name: object, saga: str | None = None) -> str:
-    where = f"saga {saga!r}: " if saga else ""
+    where = f"{_where(saga, None)}: " if saga and saga != _UNBOUND else ""
     if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME:
         raise DefinitionError(
             f"{where}{kind} name must be a non-empty string of at most {_MAX_NAME} "
@@ -118,7 +128,7 @@ class Step:
     retry: Retry | None = None
     compensation_retry: Retry | None = None
     compensation_timeout: float | None = None
-    _saga: str = field(default="<unbound>", repr=False)
+    _saga: str = field(default=_UNBOUND, repr=False)
 
     def __post_init__(self) -> None:
         self.validate(self._saga)
@@ -134,7 +144,7 @@ class Step:
         for label, policy in (("retry", self.retry), ("compensation_retry", self.compensation_retry)):
             if policy is not None and not isinstance(policy, Retry):
                 raise DefinitionError(
-                    f"saga {saga!r}, step {self.name!r}: {label} must be a sagakit.Retry, "
+                    f"{_where(saga, self.name)}: {label} must be a sagakit.Retry, "
                     f"got {policy!r}"
                 )
 
@@ -143,7 +153,7 @@ class Step:
         _check_function(self._saga, self.name, "compensation", fn)
         if self.compensate is not None:
             raise DefinitionError(
-                f"saga {self._saga!r}, step {self.name!r} already has the compensation "
+                f"{_where(self._saga, self.name)} already has the compensation "
                 f"{getattr(self.compensate, '__name__', self.compensate)!r}; keep one"
             )
         self.compensate = fn

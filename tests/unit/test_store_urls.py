@@ -1,0 +1,65 @@
+"""Store URLs pick the backend; bad ones fail with the value and the fix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import sagakit as sk
+from sagakit.store.sqlite import SqliteStore
+
+
+def test_memory_and_sqlite_urls_pick_their_stores(tmp_path: Path) -> None:
+    assert isinstance(sk.open_store("memory://"), sk.MemoryStore)
+    assert isinstance(sk.open_store(f"sqlite:///{tmp_path}/a.db"), SqliteStore)
+
+
+def test_unknown_scheme_lists_supported_ones() -> None:
+    with pytest.raises(sk.ConfigurationError, match=r"unknown backend 'oracle'.*sqlite:///"):
+        sk.open_store("oracle://db")
+
+
+def test_unparseable_url_is_named() -> None:
+    with pytest.raises(sk.ConfigurationError, match="cannot be parsed"):
+        sk.open_store("not a url")
+
+
+def test_missing_folder_is_named_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(sk.ConfigurationError, match=r"folder .*nowhere.* does not exist.*mkdir"):
+        sk.open_store(f"sqlite:///{tmp_path}/nowhere/sagas.db")
+
+
+def test_unwritable_folder_is_named(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if os.access(locked, os.W_OK):  # root ignores modes: use a read-only kernel folder
+        locked = Path("/proc/sys")
+        if os.access(locked, os.W_OK):
+            pytest.skip("no folder here is read-only for this user")
+    with pytest.raises(sk.ConfigurationError, match="not writable"):
+        sk.open_store(f"sqlite:///{locked}/sagas.db")
+
+
+def test_passwords_never_appear_in_errors_or_repr() -> None:
+    with pytest.raises(sk.ConfigurationError) as info:
+        sk.open_store("oracle://user:s3cret@host/db")
+    assert "s3cret" not in str(info.value)
+
+
+async def test_schema_is_created_by_migrations_and_versioned(tmp_path: Path) -> None:
+    store = sk.open_store(f"sqlite:///{tmp_path}/m.db")
+    assert isinstance(store, SqliteStore)
+    await store.open()
+    try:
+        from sagakit.store.migrate import head_revision
+
+        assert await store.schema_revision() == head_revision()
+    finally:
+        await store.close()
+    # opening again (already at head) is a no-op, not an error
+    again = sk.open_store(f"sqlite:///{tmp_path}/m.db")
+    await again.open()
+    await again.close()
