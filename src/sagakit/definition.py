@@ -141,11 +141,13 @@ class Step:
             _check_function(saga, self.name, "compensation", self.compensate)
         _check_timeout(saga, self.name, self.timeout)
         _check_timeout(saga, self.name, self.compensation_timeout)
-        for label, policy in (("retry", self.retry), ("compensation_retry", self.compensation_retry)):
+        for label, policy in (
+            ("retry", self.retry),
+            ("compensation_retry", self.compensation_retry),
+        ):
             if policy is not None and not isinstance(policy, Retry):
                 raise DefinitionError(
-                    f"{_where(saga, self.name)}: {label} must be a sagakit.Retry, "
-                    f"got {policy!r}"
+                    f"{_where(saga, self.name)}: {label} must be a sagakit.Retry, got {policy!r}"
                 )
 
     def compensation(self, fn: StepFunction) -> StepFunction:
@@ -221,6 +223,8 @@ class Saga:
     @overload
     def step(
         self,
+        fn: None = None,
+        /,
         *,
         name: str | None = None,
         timeout: float | None = None,
@@ -292,9 +296,7 @@ class Saga:
     def definition_hash(self) -> str:
         """A digest of the step list, stored with each saga to detect code that changed."""
         if self._hash is None:
-            shape = "|".join(
-                f"{s.name}:{'c' if s.compensate else '-'}" for s in self._steps
-            )
+            shape = "|".join(f"{s.name}:{'c' if s.compensate else '-'}" for s in self._steps)
             self._hash = hashlib.sha256(f"{self.name}|{shape}".encode()).hexdigest()[:16]
         return self._hash
 

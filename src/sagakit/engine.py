@@ -17,6 +17,7 @@ from datetime import timedelta
 from enum import Enum
 from typing import Any
 
+from . import faults
 from .context import StepContext
 from .definition import Retry, Saga, Step
 from .errors import ConcurrencyError, NotSerializable, StepFailed, StepTimeout, StoreUnavailable
@@ -86,6 +87,7 @@ class SagaExecutor:
         self.max_inline_delay = max_inline_delay
         #: Asked between steps; when it says yes the saga is checkpointed and released.
         self.should_stop = should_stop or (lambda: False)
+        self._fault = faults.from_environment()
 
     async def run(self, record: SagaRecord) -> SagaRecord | None:
         """Advance ``record`` until it is terminal, paused, or waiting on a durable timer.
@@ -305,9 +307,7 @@ class SagaExecutor:
                     "output": output or None,
                 }
             ]
-            self._advance_compensation(
-                rec, self._remaining_compensations(rec.step_index - 1), done
-            )
+            self._advance_compensation(rec, self._remaining_compensations(rec.step_index - 1), done)
             await self._commit(rec, done, ctx.messages)
             self.hooks.compensation_completed(rec, step.name, seconds)
             return _Next.CONTINUE
@@ -433,6 +433,8 @@ class SagaExecutor:
         outbox: list[OutboxMessage] | None = None,
     ) -> None:
         await commit(self.store, rec, events, outbox)
+        if self._fault is not None:
+            self._fault.committed(e["type"] for e in events)
 
 
 async def commit(

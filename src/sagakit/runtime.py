@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import uuid
@@ -176,9 +177,7 @@ class Runtime:
         )
 
     @staticmethod
-    def _started_event(
-        record: SagaRecord, actor: str | None, source_ip: str | None
-    ) -> SagaEvent:
+    def _started_event(record: SagaRecord, actor: str | None, source_ip: str | None) -> SagaEvent:
         return SagaEvent(
             saga_id=record.id,
             seq=1,
@@ -326,7 +325,7 @@ class Runtime:
         created_after: datetime | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> list[SagaRecord]:
+    ) -> builtins.list[SagaRecord]:
         """Return sagas, newest first, filtered by status, type, id text and age."""
         self._require_open()
         statuses: tuple[SagaStatus, ...] | None = None
@@ -336,7 +335,9 @@ class Runtime:
                 statuses = tuple(SagaStatus(str(s).upper()) for s in items)
             except ValueError:
                 valid = ", ".join(s.value for s in SagaStatus)
-                raise ConfigurationError(f"status {status!r} is unknown; use one of: {valid}") from None
+                raise ConfigurationError(
+                    f"status {status!r} is unknown; use one of: {valid}"
+                ) from None
         return await self.store.list(
             SagaQuery(
                 statuses=statuses,
@@ -348,7 +349,7 @@ class Runtime:
             )
         )
 
-    async def history(self, saga_id: str) -> list[SagaEvent]:
+    async def history(self, saga_id: str) -> builtins.list[SagaEvent]:
         """Return the saga's events (its step and compensation timeline) in order."""
         await self.get(saga_id)
         return await self.store.events(saga_id)

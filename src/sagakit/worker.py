@@ -142,7 +142,7 @@ class Worker:
     async def _sleep(self, seconds: float) -> None:
         waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(self._wakeup.wait())}
         waiters |= self._tasks  # type: ignore[arg-type]
-        done, _ = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters - set(self._tasks):
             waiter.cancel()
         self._wakeup.clear()

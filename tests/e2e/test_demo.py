@@ -24,8 +24,13 @@ def test_demo_completes_one_purchase_and_compensates_the_declined_one(tmp_path: 
     out = run_demo(tmp_path / "sagas.db")
     ok, bad = out.split("saga order-43")
     assert "saga order-42: COMPLETED" in ok
-    for step in ("validate_plan", "create_order", "allocate_device", "process_payment",
-                 "activate_order"):
+    for step in (
+        "validate_plan",
+        "create_order",
+        "allocate_device",
+        "process_payment",
+        "activate_order",
+    ):
         assert f"step_completed {step} (attempt 1)" in ok
     assert ": COMPENSATED (error)" in bad
     assert "error: card declined for order ord-order-43" in bad

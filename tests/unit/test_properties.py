@@ -36,7 +36,9 @@ def build(plan: list[tuple[int, int | None]], log: list[tuple[str, str]]) -> sk.
                 raise RuntimeError(f"{name} fails")
             return {name: True}
 
-        async def undo(ctx: sk.StepContext, name: str = name, n: int | None = comp_failures) -> None:
+        async def undo(
+            ctx: sk.StepContext, name: str = name, n: int | None = comp_failures
+        ) -> None:
             log.append(("undo", name))
             if n is not None and ctx.attempt <= n:
                 raise RuntimeError(f"undo {name} fails")
@@ -76,15 +78,14 @@ def test_any_failure_pattern_ends_consistently(plan: list[tuple[int, int | None]
     status, undone = expected_outcome(plan)
     assert result.status == status
     # compensations ran exactly for completed steps with a compensation, in reverse order
-    completed_undos = [
-        e.step for e in events if e.type == "compensation_completed"
-    ]
+    completed_undos = [e.step for e in events if e.type == "compensation_completed"]
     assert completed_undos == undone
     # the history agrees with what the functions saw
     completed_steps = [e.step for e in events if e.type == "step_completed"]
-    assert completed_steps == [f"s{i}" for i, (f, _) in enumerate(plan) if f < MAX_ATTEMPTS][
-        : len(completed_steps)
-    ]
+    assert (
+        completed_steps
+        == [f"s{i}" for i, (f, _) in enumerate(plan) if f < MAX_ATTEMPTS][: len(completed_steps)]
+    )
     assert len([x for x in log if x[0] == "do"]) == len(
         [e for e in events if e.type in ("step_completed", "step_failed")]
     )
@@ -92,6 +93,9 @@ def test_any_failure_pattern_ends_consistently(plan: list[tuple[int, int | None]
         [e for e in events if e.type in ("compensation_completed", "compensation_failed")]
     )
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
-    terminal = {"COMPLETED": "saga_completed", "COMPENSATED": "saga_compensated",
-                "FAILED": "saga_failed"}[status.value]
+    terminal = {
+        "COMPLETED": "saga_completed",
+        "COMPENSATED": "saga_compensated",
+        "FAILED": "saga_failed",
+    }[status.value]
     assert events[-1].type == terminal

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -56,11 +57,11 @@ class SagaStore(ABC):
         """Return the saga with id ``saga_id``, or ``None``."""
 
     @abstractmethod
-    async def list(self, query: SagaQuery = SagaQuery()) -> list[SagaRecord]:
+    async def list(self, query: SagaQuery | None = None) -> builtins.list[SagaRecord]:
         """Return sagas matching ``query``, newest first."""
 
     @abstractmethod
-    async def events(self, saga_id: str) -> list[SagaEvent]:
+    async def events(self, saga_id: str) -> builtins.list[SagaEvent]:
         """Return the saga's history in the order it was written."""
 
     @abstractmethod
@@ -73,7 +74,7 @@ class SagaStore(ABC):
         limit: int,
         saga_types: Iterable[str] | None = None,
         saga_ids: Iterable[str] | None = None,
-    ) -> list[SagaRecord]:
+    ) -> builtins.list[SagaRecord]:
         """Lease up to ``limit`` runnable sagas to ``owner`` and return them.
 
         Runnable: status ``PENDING``, ``RUNNING`` or ``COMPENSATING``, no live lease, and a
@@ -94,7 +95,7 @@ class SagaStore(ABC):
         """Return when the next saga becomes claimable, if known (for a worker's sleep)."""
         return None
 
-    async def pending_outbox(self, limit: int = 100) -> list[OutboxMessage]:
+    async def pending_outbox(self, limit: int = 100) -> builtins.list[OutboxMessage]:
         """Return unpublished outbox messages, oldest first."""
         raise NotImplementedError(f"{type(self).__name__} has no outbox")
 

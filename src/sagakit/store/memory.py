@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -86,12 +87,13 @@ class MemoryStore(SagaStore):
         record = self._sagas.get(saga_id)
         return record.copy() if record else None
 
-    async def list(self, query: SagaQuery = SagaQuery()) -> list[SagaRecord]:
+    async def list(self, query: SagaQuery | None = None) -> builtins.list[SagaRecord]:
+        query = query or SagaQuery()
         found = [r for r in self._sagas.values() if matches(r, query)]
         found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return [r.copy() for r in found[query.offset : query.offset + query.limit]]
 
-    async def events(self, saga_id: str) -> list[SagaEvent]:
+    async def events(self, saga_id: str) -> builtins.list[SagaEvent]:
         return [replace(e) for e in self._events.get(saga_id, [])]
 
     async def claim(
@@ -103,7 +105,7 @@ class MemoryStore(SagaStore):
         limit: int,
         saga_types: Iterable[str] | None = None,
         saga_ids: Iterable[str] | None = None,
-    ) -> list[SagaRecord]:
+    ) -> builtins.list[SagaRecord]:
         types = set(saga_types) if saga_types is not None else None
         ids = set(saga_ids) if saga_ids is not None else None
         claimed: list[SagaRecord] = []
@@ -140,7 +142,7 @@ class MemoryStore(SagaStore):
             counts[record.status] = counts.get(record.status, 0) + 1
         return counts
 
-    async def pending_outbox(self, limit: int = 100) -> list[OutboxMessage]:
+    async def pending_outbox(self, limit: int = 100) -> builtins.list[OutboxMessage]:
         return [replace(m) for m in self._outbox if m.published_at is None][:limit]
 
     async def mark_published(self, message_ids: Iterable[int], at: datetime) -> None:

@@ -9,6 +9,7 @@ takes them all. A step is still durable before the saga's next step starts, beca
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 from collections.abc import Iterable, Sequence
@@ -271,7 +272,7 @@ class SqlStore(SagaStore):
             else:
                 write.future.set_result(applied)
 
-    async def _write_batch(self, batch: list[_Write], *, row_by_row: bool) -> list[bool]:
+    async def _write_batch(self, batch: list[_Write], *, row_by_row: bool) -> builtins.list[bool]:
         conn = self._writer
         assert conn is not None
         outcomes: list[bool] = []
@@ -362,7 +363,7 @@ class SqlStore(SagaStore):
         limit: int,
         saga_types: Iterable[str] | None = None,
         saga_ids: Iterable[str] | None = None,
-    ) -> list[SagaRecord]:
+    ) -> builtins.list[SagaRecord]:
         t = self.tables.instances
         query = select(t).where(self._runnable(now))
         if saga_types is not None:
@@ -422,7 +423,7 @@ class SqlStore(SagaStore):
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def _read(self, query: Any) -> list[Row[Any]]:
+    async def _read(self, query: Any) -> builtins.list[Row[Any]]:
         try:
             async with self.engine.connect() as conn:
                 conn = await conn.execution_options(sagakit_read_only=True)
@@ -435,7 +436,8 @@ class SqlStore(SagaStore):
         rows = await self._read(select(t).where(t.c.id == saga_id))
         return record_from_row(rows[0]) if rows else None
 
-    async def list(self, query: SagaQuery = SagaQuery()) -> list[SagaRecord]:
+    async def list(self, query: SagaQuery | None = None) -> builtins.list[SagaRecord]:
+        query = query or SagaQuery()
         t = self.tables.instances
         sql = select(t)
         if query.statuses is not None:
@@ -456,7 +458,7 @@ class SqlStore(SagaStore):
         sql = sql.limit(query.limit).offset(query.offset)
         return [record_from_row(row) for row in await self._read(sql)]
 
-    async def events(self, saga_id: str) -> list[SagaEvent]:
+    async def events(self, saga_id: str) -> builtins.list[SagaEvent]:
         e = self.tables.events
         rows = await self._read(select(e).where(e.c.saga_id == saga_id).order_by(e.c.seq))
         return [SagaEvent(**{k: row._mapping[k] for k in _EVENT_COLUMNS}) for row in rows]
@@ -464,7 +466,7 @@ class SqlStore(SagaStore):
     async def count_by_status(self) -> dict[SagaStatus, int]:
         t = self.tables.instances
         rows = await self._read(select(t.c.status, func.count()).group_by(t.c.status))
-        return {SagaStatus(status): count for status, count in rows}
+        return {SagaStatus(status): int(n) for status, n in (tuple(row) for row in rows)}
 
     async def next_due(self, now: datetime) -> datetime | None:
         t = self.tables.instances
@@ -475,7 +477,7 @@ class SqlStore(SagaStore):
         candidates = [v for v in rows[0] if v is not None] if rows else []
         return min(candidates) if candidates else None
 
-    async def pending_outbox(self, limit: int = 100) -> list[OutboxMessage]:
+    async def pending_outbox(self, limit: int = 100) -> builtins.list[OutboxMessage]:
         o = self.tables.outbox
         rows = await self._read(
             select(o).where(o.c.published_at.is_(None)).order_by(o.c.id).limit(limit)

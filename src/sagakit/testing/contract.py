@@ -105,9 +105,23 @@ class StoreContract:
         assert created is True
         assert stored.id == "s-1"
         assert got is not None
-        for name in ("id", "saga_type", "status", "reason", "data", "step_index", "attempt",
-                     "version", "lease_owner", "definition_hash", "current_step",
-                     "error_type", "error_message", "error_stack", "last_seq"):
+        for name in (
+            "id",
+            "saga_type",
+            "status",
+            "reason",
+            "data",
+            "step_index",
+            "attempt",
+            "version",
+            "lease_owner",
+            "definition_hash",
+            "current_step",
+            "error_type",
+            "error_message",
+            "error_stack",
+            "last_seq",
+        ):
             assert getattr(got, name) == getattr(record, name), name
         for name in ("next_attempt_at", "timeout_at", "lease_expires_at", "created_at"):
             value = getattr(got, name)
@@ -230,8 +244,9 @@ class StoreContract:
                 (SagaStatus.RUNNING, "order"),
             ]
         ):
-            r = new_saga(f"id-{i}_x", status=status, saga_type=kind,
-                         created_at=base + timedelta(seconds=i))
+            r = new_saga(
+                f"id-{i}_x", status=status, saga_type=kind, created_at=base + timedelta(seconds=i)
+            )
             await store.create(r, started(r))
         all_ids = [r.id for r in await store.list()]
         assert all_ids == ["id-3_x", "id-2_x", "id-1_x", "id-0_x"]
@@ -269,7 +284,9 @@ class StoreContract:
         assert again == []
         # once the lease has expired anyone may take it, and that counts another attempt
         later = now + timedelta(seconds=31)
-        taken = await store.claim("w2", now=later, lease_until=later + timedelta(seconds=30), limit=10)
+        taken = await store.claim(
+            "w2", now=later, lease_until=later + timedelta(seconds=30), limit=10
+        )
         assert [(r.id, r.lease_owner, r.attempt, r.version) for r in taken] == [("p", "w2", 2, 3)]
 
     async def test_claim_skips_terminal_paused_and_not_yet_due(self, store: SagaStore) -> None:
@@ -323,8 +340,12 @@ class StoreContract:
     async def test_claimed_version_fences_the_previous_holder(self, store: SagaStore) -> None:
         # Given a saga held by w1 whose lease expired and was claimed by w2
         now = utcnow()
-        held = new_saga("f", status=SagaStatus.RUNNING, lease_owner="w1",
-                        lease_expires_at=now - timedelta(seconds=1))
+        held = new_saga(
+            "f",
+            status=SagaStatus.RUNNING,
+            lease_owner="w1",
+            lease_expires_at=now - timedelta(seconds=1),
+        )
         await store.create(held, started(held))
         [taken] = await store.claim("w2", now=now, lease_until=now + timedelta(seconds=30), limit=1)
         # When w1 wakes up and checkpoints from the version it had
@@ -336,17 +357,17 @@ class StoreContract:
         assert got is not None and got.lease_owner == "w2" and got.step_index == 0
         assert taken.version == got.version
 
-    async def test_renew_extends_own_leases_and_reports_lost_ones(
-        self, store: SagaStore
-    ) -> None:
+    async def test_renew_extends_own_leases_and_reports_lost_ones(self, store: SagaStore) -> None:
         now = utcnow()
         for saga_id in ("mine", "theirs"):
             r = new_saga(saga_id, status=SagaStatus.PENDING)
             await store.create(r, started(r))
-        await store.claim("me", now=now, lease_until=now + timedelta(seconds=5), limit=1,
-                          saga_ids=["mine"])
-        await store.claim("other", now=now, lease_until=now + timedelta(seconds=5), limit=1,
-                          saga_ids=["theirs"])
+        await store.claim(
+            "me", now=now, lease_until=now + timedelta(seconds=5), limit=1, saga_ids=["mine"]
+        )
+        await store.claim(
+            "other", now=now, lease_until=now + timedelta(seconds=5), limit=1, saga_ids=["theirs"]
+        )
         until = now + timedelta(seconds=60)
         lost = await store.renew("me", ["mine", "theirs"], until)
         assert lost == {"theirs"}

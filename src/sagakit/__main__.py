@@ -1,0 +1,5 @@
+"""``python -m sagakit`` is the ``sagakit`` command."""
+
+from .cli import main
+
+main()

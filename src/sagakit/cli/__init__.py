@@ -1,0 +1,26 @@
+"""The ``sagakit`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from .store_cmds import register_store_commands
+from .worker_cmd import worker
+
+app = typer.Typer(
+    name="sagakit",
+    help="Run, inspect and repair durable sagas.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(worker)
+register_store_commands(app)
+
+
+def main() -> None:
+    """Entry point of the ``sagakit`` console script."""
+    app()
+
+
+__all__ = ["app", "main"]
