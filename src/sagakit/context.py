@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from .invoke import ensure_json
 from .store.records import OutboxMessage
 
 
@@ -46,6 +47,8 @@ class StepContext(Mapping[str, Any]):
         """
         if not isinstance(topic, str) or not topic:
             raise ValueError(f"publish: topic must be a non-empty string, got {topic!r}")
+        ensure_json(dict(payload), f"step {self.step!r} publish({topic!r}) payload")
+        ensure_json(dict(headers or {}), f"step {self.step!r} publish({topic!r}) headers")
         self._outbox.append(
             OutboxMessage(
                 saga_id=self.saga_id,

@@ -97,7 +97,8 @@ class SagaExecutor:
         started = time.monotonic()
         try:
             if record.definition_hash != self.saga.definition_hash:
-                if record.status != SagaStatus.PENDING:
+                # None: an operator resumed it under whatever definition runs it now
+                if record.status != SagaStatus.PENDING and record.definition_hash is not None:
                     await self._hold_changed_definition(record)
                     return record
                 record.definition_hash = self.saga.definition_hash
@@ -312,7 +313,11 @@ class SagaExecutor:
             self.hooks.compensation_completed(rec, step.name, seconds)
             return _Next.CONTINUE
         seconds = time.monotonic() - t0
-        will_retry = policy.retryable(error) and rec.attempt < policy.max_attempts
+        will_retry = (
+            policy.retryable(error)
+            and not isinstance(error, NotSerializable)
+            and rec.attempt < policy.max_attempts
+        )
         self.hooks.compensation_failed(rec, step.name, error, will_retry=will_retry)
         failed = {
             "type": "compensation_failed",

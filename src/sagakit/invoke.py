@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .definition import StepFunction
-from .errors import NotSerializable, StepFailed
+from .errors import NotSerializable
 
 
 @functools.lru_cache(maxsize=4096)
@@ -66,7 +66,7 @@ def step_output(result: Any, where: str) -> dict[str, Any]:
     if result is None:
         return {}
     if not isinstance(result, Mapping):
-        raise StepFailed(
+        raise NotSerializable(
             f"{where} returned a {type(result).__name__}; return a dict (merged into the "
             "saga's context) or None"
         )

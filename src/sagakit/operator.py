@@ -67,14 +67,18 @@ async def _last_compensation_reason(store: SagaStore, saga_id: str) -> Reason:
 async def _apply(store: SagaStore, rec: SagaRecord, action: Action) -> str:
     """Change ``rec`` in memory for ``action``; return the event type to record."""
     now = utcnow()
+    if rec.reason == Reason.DEFINITION_CHANGED and action is not Action.PAUSE:
+        # the operator accepts that the code running now takes this saga on
+        rec.definition_hash = None
     if action is Action.RETRY:
         if rec.status == _S.FAILED:
             set_status(rec, _S.COMPENSATING)
             rec.completed_at = None
-        elif rec.next_attempt_at is None or rec.next_attempt_at <= now:
+        elif rec.lease_owner is not None or rec.next_attempt_at is None:
             raise OperatorActionRefused(
-                f"cannot retry saga {rec.id!r}: it is {rec.status.value} and not waiting on a "
-                "retry timer; it is already being worked on"
+                f"cannot retry saga {rec.id!r}: it is {rec.status.value} and a worker "
+                f"({rec.lease_owner or 'the next free one'}) is on it; retry applies to FAILED "
+                "sagas and to sagas released to a retry timer"
             )
         rec.next_attempt_at = None
     elif action in (Action.COMPENSATE, Action.CANCEL):
@@ -93,6 +97,8 @@ async def _apply(store: SagaStore, rec: SagaRecord, action: Action) -> str:
         rec.paused_from = rec.status
         set_status(rec, _S.PAUSED)
         rec.reason = Reason.OPERATOR
+        release(rec)
+        return "operator_pause"
     elif action is Action.RESUME:
         target = rec.paused_from or _S.RUNNING
         set_status(rec, target)
@@ -101,7 +107,9 @@ async def _apply(store: SagaStore, rec: SagaRecord, action: Action) -> str:
         )
         rec.paused_from = None
         rec.next_attempt_at = None
-    rec.attempt = 0  # the next claim counts the next attempt
+        release(rec)
+        return "operator_resume"
+    rec.attempt = 0  # an operator's retry or rollback starts with a fresh set of attempts
     release(rec)
     return f"operator_{action.value}"
 
@@ -139,6 +147,8 @@ async def apply_action(
                 "output": {"from": before.value, "to": rec.status.value},
             }
         ]
+        if action in (Action.COMPENSATE, Action.CANCEL):
+            events.append({"type": "compensation_started", "reason": rec.reason, "actor": actor})
         if rec.status == _S.COMPENSATED:
             events.append({"type": "saga_compensated", "reason": rec.reason})
         try:

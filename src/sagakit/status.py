@@ -62,7 +62,6 @@ TRANSITIONS: frozenset[tuple[SagaStatus, SagaStatus]] = frozenset(
         (_S.PAUSED, _S.RUNNING),
         (_S.PAUSED, _S.COMPENSATING),
         (_S.FAILED, _S.COMPENSATING),  # operator retry/compensate resumes the rollback
-        (_S.FAILED, _S.PAUSED),
     }
 )
 

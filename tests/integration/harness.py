@@ -68,10 +68,10 @@ class Lab:
         """What a worker printed."""
         return (self.tmp / f"worker{self.procs.index(proc)}.out").read_text()
 
-    def finish(self, rounds: int = 30) -> None:
+    def finish(self, rounds: int = 30, env: dict[str, str] | None = None) -> None:
         """Run burst workers until every saga is terminal (waiting out dead workers' leases)."""
         for _ in range(rounds):
-            proc = self.spawn("--burst")
+            proc = self.spawn("--burst", env=env)
             proc.wait(timeout=120)
             if all(r.is_terminal or r.status == sk.SagaStatus.PAUSED for r in self.sagas()):
                 return

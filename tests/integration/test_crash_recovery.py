@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -217,3 +219,17 @@ def test_changed_definition_pauses_instead_of_resuming_blindly(lab: Lab) -> None
     assert lab.count("do", "s1") == 1
     assert lab.events("v")[-1].type == "saga_paused"
     assert "different definition" in lab.output(newer)
+    # When an operator accepts the new code for it, the new definition finishes it
+    resume = subprocess.run(
+        [sys.executable, "-m", "sagakit", "resume", "v", "--db", lab.url, "--reason", "v2 ok"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert resume.returncode == 0, resume.stderr
+    lab.finish(env={"CRASH_VARIANT": "b"})
+    saga = lab.saga("v")
+    assert saga.status == S.COMPLETED
+    assert [e.step for e in lab.events("v") if e.type == "step_completed"] == [
+        "s0", "s1", "s2", "s3", "s4",
+    ]  # fmt: skip

@@ -323,3 +323,25 @@ async def test_using_a_runtime_before_opening_it_says_how(store_url: str) -> Non
     rt = sk.Runtime(store_url, sagas=[recording_saga(log=[])])
     with pytest.raises(sk.ConfigurationError, match="async with Runtime"):
         await rt.run("s", {})
+
+
+async def test_unserialisable_publish_fails_only_its_own_step(runtime: Any) -> None:
+    saga = sk.Saga("pubbad", retry=sk.Retry(max_attempts=1))
+
+    @saga.step
+    async def announce(ctx: sk.StepContext) -> None:
+        if ctx["bad"]:
+            ctx.publish("t", {"when": datetime(2026, 1, 1)})
+        else:
+            ctx.publish("t", {"ok": True})
+
+    rt = await runtime(saga).open()
+    results = await asyncio.gather(
+        *(rt.run("pubbad", {"bad": i == 3}, saga_id=f"p{i}") for i in range(8))
+    )
+    statuses = {r.id: r.status for r in results}
+    assert statuses.pop("p3") == sk.SagaStatus.COMPENSATED
+    assert set(statuses.values()) == {sk.SagaStatus.COMPLETED}
+    failed = await rt.get("p3")
+    assert "publish('t') payload: value of 'when' is a datetime" in (failed.error_message or "")
+    assert len(await rt.store.pending_outbox()) == 7

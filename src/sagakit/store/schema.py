@@ -57,7 +57,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 #: The context and event payloads: JSONB on PostgreSQL, JSON elsewhere.
-JsonType = JSON().with_variant(postgresql.JSONB(), "postgresql")
+JsonType = JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 #: Auto-incrementing ids that stay INTEGER on SQLite (its only auto-increment type).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 

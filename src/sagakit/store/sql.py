@@ -93,6 +93,10 @@ class _Write:
     future: asyncio.Future[bool] = field(repr=False)
 
 
+class _IsolateWrites(Exception):
+    """A shared transaction failed for a reason other than an outage; retry writes alone."""
+
+
 class _BatchConflict(Exception):
     """A multi-row update matched fewer rows than it carried; retry the batch row by row."""
 
@@ -247,6 +251,19 @@ class SqlStore(SagaStore):
                 await self._flush(batch)
 
     async def _flush(self, batch: list[_Write]) -> None:
+        if len(batch) > 1:
+            try:
+                await self._flush_batch(batch, isolate=True)
+                return
+            except _IsolateWrites:
+                # one write broke the shared transaction: write each alone, so that only
+                # the faulty one fails
+                for write in batch:
+                    await self._flush_batch([write], isolate=False)
+                return
+        await self._flush_batch(batch, isolate=False)
+
+    async def _flush_batch(self, batch: list[_Write], *, isolate: bool) -> None:
         try:
             async with self._writer_lock:
                 try:
@@ -254,6 +271,8 @@ class SqlStore(SagaStore):
                 except _BatchConflict:
                     outcomes = await self._write_batch(batch, row_by_row=True)
         except Exception as e:  # every waiter must hear of a failed commit
+            if isolate and not isinstance(e, StoreUnavailable | OperationalError):
+                raise _IsolateWrites() from e
             error = self._translate(e, "writing a checkpoint") if isinstance(e, DBAPIError) else e
             for write in batch:
                 if not write.future.done():
@@ -500,9 +519,26 @@ class SqlStore(SagaStore):
     def _translate(self, error: DBAPIError, doing: str) -> StoreError:
         """Map a driver error to ``StoreUnavailable`` (retry later) or ``StoreError``."""
         text = str(error.orig) if error.orig is not None else str(error)
-        if error.connection_invalidated or isinstance(error, OperationalError):
+        if error.connection_invalidated or self._is_transient(text):
             return StoreUnavailable(f"{self.description} is unavailable while {doing}: {text}")
-        return StoreError(f"{self.description} failed while {doing}: {text}")
+        hint = ""
+        if "no such table" in text or "does not exist" in text:
+            hint = "; create the schema with `sagakit migrate --db URL` or Runtime(migrate=True)"
+        return StoreError(f"{self.description} failed while {doing}: {text}{hint}")
+
+    #: Driver messages that mean "try again later" rather than "this is wrong".
+    transient_markers: tuple[str, ...] = (
+        "database is locked",
+        "disk i/o error",
+        "connection",
+        "timeout",
+        "server closed",
+        "terminating",
+    )
+
+    def _is_transient(self, text: str) -> bool:
+        lowered = text.lower()
+        return any(marker in lowered for marker in self.transient_markers)
 
 
 def attach_sqlite_setup(engine: AsyncEngine) -> None:

@@ -16,7 +16,7 @@ from .base import SagaStore
 #: The store a Runtime uses when given no URL: a file in the working directory.
 DEFAULT_URL = "sqlite:///sagas.db"
 
-_SUPPORTED = "memory://, sqlite:///path/to/file.db, postgresql://user@host/db, mysql://user@host/db"
+_SUPPORTED = "memory://, sqlite:///path/to/file.db"
 
 
 def redact(url: str) -> str:
