@@ -29,7 +29,8 @@ from .store.records import OutboxMessage, SagaEvent, SagaRecord, utcnow
 
 log = logging.getLogger("sagakit.engine")
 
-_STORE_RETRIES = 5
+#: Waits between retries of a checkpoint while the database is unreachable (about a minute).
+_STORE_BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0)
 
 
 class _Next(Enum):
@@ -462,13 +463,12 @@ async def commit(
     for spec in events:
         rec.last_seq += 1
         rows.append(SagaEvent(saga_id=rec.id, seq=rec.last_seq, at=now, **spec))
-    for attempt in range(_STORE_RETRIES):
+    for wait in (*_STORE_BACKOFF, None):
         try:
             await store.save(rec, expected_version=expected, events=rows, outbox=outbox or ())
             return
         except StoreUnavailable as e:
-            if attempt == _STORE_RETRIES - 1:
+            if wait is None:
                 raise
-            wait = 0.2 * 2**attempt
             log.warning("saga %s: store unavailable (%s); retrying in %.1fs", rec.id, e, wait)
             await asyncio.sleep(wait)

@@ -124,6 +124,7 @@ class Worker:
         """Claim and run sagas until ``stop()``; with ``burst``, until nothing is runnable."""
         self.leases.start()
         idle = self.poll_interval / 16
+        unsubscribe = await self.store.subscribe(self.wake)
         try:
             while not self._stopping:
                 claimed = await self._claim()
@@ -137,6 +138,8 @@ class Worker:
         finally:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+            if unsubscribe is not None:
+                await unsubscribe()
         return self.counters
 
     async def _sleep(self, seconds: float) -> None:

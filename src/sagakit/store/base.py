@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 
 from ..status import SagaStatus
@@ -90,6 +90,13 @@ class SagaStore(ABC):
     @abstractmethod
     async def count_by_status(self) -> dict[SagaStatus, int]:
         """Return how many sagas are in each status."""
+
+    async def subscribe(self, callback: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
+        """Call ``callback`` when a saga is started by any process, if the store can tell.
+
+        Return a coroutine function that unsubscribes, or ``None`` (workers then poll).
+        """
+        return None
 
     async def next_due(self, now: datetime) -> datetime | None:
         """Return when the next saga becomes claimable, if known (for a worker's sleep)."""

@@ -165,7 +165,13 @@ class SqlStore(SagaStore):
         return query.with_for_update(skip_locked=True)
 
     async def _prepare_schema(self, conn: AsyncConnection) -> None:
-        """Create the database schema (namespace) if the dialect has one and it is set."""
+        """Take the migration lock and create the schema (namespace) if the dialect has one."""
+
+    async def _after_schema(self, conn: AsyncConnection) -> None:
+        """Release what ``_prepare_schema`` took, if the transaction end does not."""
+
+    async def _after_batch(self, conn: AsyncConnection, applied: list[_Write]) -> None:
+        """Run inside a group commit's transaction after its writes (PostgreSQL: NOTIFY)."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -174,7 +180,10 @@ class SqlStore(SagaStore):
             if migrate:
                 async with self.engine.begin() as conn:
                     await self._prepare_schema(conn)
-                    await conn.run_sync(migrations.upgrade, self.tables)
+                    try:
+                        await conn.run_sync(migrations.upgrade, self.tables)
+                    finally:
+                        await self._after_schema(conn)
             self._writer = await self.engine.connect()
         except DBAPIError as e:
             raise self._translate(e, "opening the store") from e
@@ -192,6 +201,23 @@ class SqlStore(SagaStore):
             await self._writer.close()
             self._writer = None
         await self.engine.dispose()
+
+    async def _reset_writer(self) -> None:
+        """Drop the writer connection after an outage; the next write reconnects."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await self._writer.invalidate()
+            with contextlib.suppress(Exception):
+                await self._writer.close()
+        self._writer = None
+
+    async def _writer_connection(self) -> AsyncConnection:
+        if self._writer is None:
+            try:
+                self._writer = await self.engine.connect()
+            except DBAPIError as e:
+                raise self._translate(e, "connecting") from e
+        return self._writer
 
     async def schema_revision(self) -> str | None:
         """Return the schema revision the database is at."""
@@ -274,6 +300,8 @@ class SqlStore(SagaStore):
             if isolate and not isinstance(e, StoreUnavailable | OperationalError):
                 raise _IsolateWrites() from e
             error = self._translate(e, "writing a checkpoint") if isinstance(e, DBAPIError) else e
+            if isinstance(error, StoreUnavailable):
+                await self._reset_writer()
             for write in batch:
                 if not write.future.done():
                     write.future.set_exception(error)
@@ -292,8 +320,7 @@ class SqlStore(SagaStore):
                 write.future.set_result(applied)
 
     async def _write_batch(self, batch: list[_Write], *, row_by_row: bool) -> builtins.list[bool]:
-        conn = self._writer
-        assert conn is not None
+        conn = await self._writer_connection()
         outcomes: list[bool] = []
         async with conn.begin():
             creates = [w for w in batch if w.expected_version is None]
@@ -317,6 +344,7 @@ class SqlStore(SagaStore):
             if messages:
                 await conn.execute(self._insert_outbox, messages)
                 self.statements += 1
+            await self._after_batch(conn, applied)
         self.commits += 1
         return outcomes
 
@@ -390,34 +418,40 @@ class SqlStore(SagaStore):
         if saga_ids is not None:
             query = query.where(t.c.id.in_(list(saga_ids)))
         query = self._lock_candidates(query.order_by(t.c.created_at).limit(limit))
-        conn = self._writer
-        if conn is None:
+        if self._flusher is None:
             raise StoreError(f"store {self.description} is not open")
         try:
-            async with self._writer_lock, conn.begin():
-                rows = (await conn.execute(query)).all()
-                claimed = [record_from_row(row) for row in rows]
-                params = []
-                for record in claimed:
-                    params.append(
-                        {**record_params(record), "b_id": record.id, "b_expected": record.version}
-                    )
-                    record.lease_owner = owner
-                    record.lease_expires_at = lease_until
-                    record.version += 1
-                    record.attempt += 1
-                    record.updated_at = now
-                    params[-1].update(
-                        lease_owner=owner,
-                        lease_expires_at=lease_until,
-                        version=record.version,
-                        attempt=record.attempt,
-                        updated_at=now,
-                    )
-                if params:
-                    await conn.execute(self._update, params)
+            async with self._writer_lock:
+                conn = await self._writer_connection()
+                async with conn.begin():
+                    return await self._claim_rows(conn, query, owner, now, lease_until)
         except DBAPIError as e:
-            raise self._translate(e, "claiming sagas") from e
+            error = self._translate(e, "claiming sagas")
+            if isinstance(error, StoreUnavailable):
+                await self._reset_writer()
+            raise error from e
+
+    async def _claim_rows(
+        self,
+        conn: AsyncConnection,
+        query: Select[Any],
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> builtins.list[SagaRecord]:
+        claimed = [record_from_row(row) for row in (await conn.execute(query)).all()]
+        params = []
+        for record in claimed:
+            expected = record.version
+            record.lease_owner = owner
+            record.lease_expires_at = lease_until
+            record.version += 1
+            record.attempt += 1
+            record.updated_at = now
+            params.append({**record_params(record), "b_id": record.id, "b_expected": expected})
+        if params:
+            await conn.execute(self._update, params)
+            self.statements += 1
         return claimed
 
     async def renew(self, owner: str, saga_ids: Iterable[str], lease_until: datetime) -> set[str]:

@@ -4,19 +4,74 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from ..errors import ConfigurationError
 from .base import SagaStore
+from .settings import StoreSettings
 
 #: The store a Runtime uses when given no URL: a file in the working directory.
 DEFAULT_URL = "sqlite:///sagas.db"
 
-_SUPPORTED = "memory://, sqlite:///path/to/file.db"
+_SUPPORTED = (
+    "memory://, sqlite:///path/to/file.db, postgresql://user:pass@host/db, "
+    "mysql://user:pass@host/db (MariaDB 10.6+)"
+)
+
+
+def _require(module: str, extra: str) -> None:
+    try:
+        __import__(module)
+    except ImportError:
+        raise ConfigurationError(
+            f"this store needs the {module} driver: pip install 'sagakit[{extra}]'"
+        ) from None
+
+
+def _server_store(parsed: URL, backend: str, *, prefix: str, schema: str | None) -> SagaStore:
+    settings, clean = StoreSettings.from_url(parsed, table_prefix=prefix, schema=schema)
+    description = clean.render_as_string(hide_password=True)
+    options: dict[str, Any] = {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "pool_pre_ping": settings.pool_pre_ping,
+        "hide_parameters": True,
+    }
+    if backend in ("postgresql", "postgres"):
+        _require("asyncpg", "postgres")
+        from .postgres import PostgresStore
+
+        server_settings = {"application_name": "sagakit"}
+        if settings.statement_timeout:
+            server_settings["statement_timeout"] = str(int(settings.statement_timeout * 1000))
+        engine = create_async_engine(
+            clean.set(drivername="postgresql+asyncpg"),
+            connect_args={"timeout": settings.connect_timeout, "server_settings": server_settings},
+            **options,
+        )
+        return PostgresStore(
+            engine, prefix=settings.table_prefix, schema=settings.db_schema, description=description
+        )
+    _require("aiomysql", "mysql")
+    from .mysql import MysqlStore
+
+    connect_args: dict[str, Any] = {"connect_timeout": settings.connect_timeout}
+    if settings.statement_timeout:
+        connect_args["init_command"] = (
+            f"SET SESSION max_statement_time={float(settings.statement_timeout)}"
+        )
+    engine = create_async_engine(
+        clean.set(drivername="mysql+aiomysql"),
+        connect_args=connect_args,
+        pool_recycle=3600,
+        **options,
+    )
+    return MysqlStore(engine, prefix=settings.table_prefix, schema=None, description=description)
 
 
 def redact(url: str) -> str:
@@ -73,15 +128,12 @@ def open_store(url: str | None = None, *, prefix: str = "", schema: str | None =
         else:
             engine = create_async_engine(target)
         return SqliteStore(engine, prefix=prefix, schema=None, description=redact(url))
-    if backend in ("postgresql", "postgres"):
+    if backend in ("postgresql", "postgres", "mysql", "mariadb"):
+        return _server_store(parsed, backend, prefix=prefix, schema=schema)
+    if backend == "mongodb":
         raise ConfigurationError(
-            f"store URL {redact(url)!r}: the PostgreSQL store is not in this version of "
-            "sagakit yet; use sqlite:///path/to/file.db"
-        )
-    if backend in ("mysql", "mariadb", "mongodb"):
-        raise ConfigurationError(
-            f"store URL {redact(url)!r}: the {backend} store is not in this version of "
-            "sagakit yet; use sqlite:///path/to/file.db"
+            f"store URL {redact(url)!r}: the MongoDB store is not in this version of "
+            f"sagakit yet; use one of: {_SUPPORTED}"
         )
     raise ConfigurationError(
         f"store URL {redact(url)!r} names the unknown backend {backend!r}; use one of: {_SUPPORTED}"

@@ -1,0 +1,67 @@
+"""PostgreSQL specifics: JSONB, SKIP LOCKED claiming, schemas, and LISTEN/NOTIFY wake-ups."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import Insert, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..status import SagaStatus
+from .sql import SqlStore, _Write
+
+log = logging.getLogger("sagakit.store")
+
+
+class PostgresStore(SqlStore):
+    """Many workers on many machines, coordinated by row locks and leases in PostgreSQL."""
+
+    @property
+    def channel(self) -> str:
+        """The NOTIFY channel on which new sagas are announced."""
+        return f"{self.tables.prefix}sagakit_{self.tables.schema or 'public'}"
+
+    def _insert_ignore(self) -> Insert:
+        return pg_insert(self.tables.instances).on_conflict_do_nothing(index_elements=["id"])
+
+    async def _prepare_schema(self, conn: AsyncConnection) -> None:
+        # Concurrent first starts must not race creating tables: serialise migrations.
+        key = zlib.crc32(f"sagakit:{self.tables.schema}:{self.tables.prefix}".encode())
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        if self.tables.schema:
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.tables.schema}"'))
+
+    async def _after_batch(self, conn: AsyncConnection, applied: list[_Write]) -> None:
+        if any(w.expected_version is None and w.record.status == SagaStatus.PENDING for w in applied):
+            # delivered at commit, so a listener never sees a saga that is not there yet
+            await conn.execute(text("SELECT pg_notify(:c, '')"), {"c": self.channel})
+
+    async def subscribe(self, callback: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
+        """Call ``callback`` whenever a saga is started anywhere; return the unsubscriber."""
+        import asyncpg
+
+        url = self.engine.url
+        try:
+            conn: Any = await asyncpg.connect(
+                host=url.host,
+                port=url.port or 5432,
+                user=url.username,
+                password=url.password,
+                database=url.database,
+                timeout=10,
+            )
+            await conn.add_listener(self.channel, lambda *_: callback())
+        except (OSError, asyncpg.PostgresError) as e:
+            log.warning("LISTEN on %s failed (%s); relying on polling", self.description, e)
+            return None
+
+        async def close() -> None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+        return close

@@ -1,0 +1,70 @@
+"""Local database servers for tests: skip when absent on a laptop, fail when CI is set."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("SAGAKIT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_ADMIN_URL = os.environ.get("SAGAKIT_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
+
+
+def unavailable(what: str, error: BaseException) -> None:
+    """Skip the test, or fail it under CI, because ``what`` cannot be reached."""
+    message = f"{what} is not reachable ({error}); start it (see SERVICES.md)"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI: {message}")
+    pytest.skip(message)
+
+
+async def _pg(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test", timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _mysql(sql: str) -> None:
+    import aiomysql
+
+    conn = await aiomysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=5)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(sql)
+        await conn.commit()
+    finally:
+        conn.close()
+
+
+def fresh_postgres_schema() -> tuple[str, str]:
+    """Return (store URL, schema) for a new, empty PostgreSQL schema."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_pg(f"CREATE SCHEMA {schema}"))
+    except Exception as e:  # noqa: BLE001 - any failure means: no server here
+        unavailable("PostgreSQL at 127.0.0.1:5432", e)
+    return f"{PG_ADMIN_URL}?schema={schema}", schema
+
+
+def drop_postgres_schema(schema: str) -> None:
+    asyncio.run(_pg(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+
+
+def fresh_mysql_database() -> tuple[str, str]:
+    """Return (store URL, database) for a new, empty MariaDB database."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_mysql(f"CREATE DATABASE {name}"))
+    except Exception as e:  # noqa: BLE001
+        unavailable("MariaDB at 127.0.0.1:3306", e)
+    return f"mysql://root@127.0.0.1:3306/{name}", name
+
+
+def drop_mysql_database(name: str) -> None:
+    asyncio.run(_mysql(f"DROP DATABASE IF EXISTS {name}"))
