@@ -166,6 +166,9 @@ class Worker:
         except StoreError as e:
             log.warning("worker %s: could not claim sagas: %s; will retry", self.owner, e)
             return 0
+        except Exception:  # a worker must outlive any one failed poll
+            log.exception("worker %s: claiming sagas failed unexpectedly; will retry", self.owner)
+            return 0
         for record in records:
             self.counters.claimed += 1
             task = asyncio.create_task(self._execute(record), name=f"saga-{record.id}")

@@ -34,10 +34,18 @@ class PostgresStore(SqlStore):
         key = zlib.crc32(f"sagakit:{self.tables.schema}:{self.tables.prefix}".encode())
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
         if self.tables.schema:
-            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.tables.schema}"'))
+            # look first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when
+            # the schema exists, which a least-privilege application role lacks
+            found = await conn.execute(
+                text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": self.tables.schema}
+            )
+            if found.first() is None:
+                await conn.execute(text(f'CREATE SCHEMA "{self.tables.schema}"'))
 
     async def _after_batch(self, conn: AsyncConnection, applied: list[_Write]) -> None:
-        if any(w.expected_version is None and w.record.status == SagaStatus.PENDING for w in applied):
+        if any(
+            w.expected_version is None and w.record.status == SagaStatus.PENDING for w in applied
+        ):
             # delivered at commit, so a listener never sees a saga that is not there yet
             await conn.execute(text("SELECT pg_notify(:c, '')"), {"c": self.channel})
 

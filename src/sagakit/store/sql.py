@@ -80,6 +80,10 @@ _EVENT_COLUMNS = (
     "reason",
 )
 _MAX_BATCH = 256
+#: What a driver raises for a database problem; socket errors can escape unwrapped on connect.
+_DRIVER_ERRORS = (DBAPIError, OSError, TimeoutError)
+#: SQLSTATE classes that mean "the server is going away or not there yet": retry later.
+_TRANSIENT_SQLSTATES = ("08", "57P", "53", "40001", "40P01")
 
 
 @dataclass(slots=True)
@@ -185,7 +189,7 @@ class SqlStore(SagaStore):
                     finally:
                         await self._after_schema(conn)
             self._writer = await self.engine.connect()
-        except DBAPIError as e:
+        except _DRIVER_ERRORS as e:
             raise self._translate(e, "opening the store") from e
         self._flusher = asyncio.create_task(self._flush_forever(), name="sagakit-group-commit")
 
@@ -215,7 +219,7 @@ class SqlStore(SagaStore):
         if self._writer is None:
             try:
                 self._writer = await self.engine.connect()
-            except DBAPIError as e:
+            except _DRIVER_ERRORS as e:
                 raise self._translate(e, "connecting") from e
         return self._writer
 
@@ -299,7 +303,9 @@ class SqlStore(SagaStore):
         except Exception as e:  # every waiter must hear of a failed commit
             if isolate and not isinstance(e, StoreUnavailable | OperationalError):
                 raise _IsolateWrites() from e
-            error = self._translate(e, "writing a checkpoint") if isinstance(e, DBAPIError) else e
+            error = (
+                self._translate(e, "writing a checkpoint") if isinstance(e, _DRIVER_ERRORS) else e
+            )
             if isinstance(error, StoreUnavailable):
                 await self._reset_writer()
             for write in batch:
@@ -425,7 +431,7 @@ class SqlStore(SagaStore):
                 conn = await self._writer_connection()
                 async with conn.begin():
                     return await self._claim_rows(conn, query, owner, now, lease_until)
-        except DBAPIError as e:
+        except _DRIVER_ERRORS as e:
             error = self._translate(e, "claiming sagas")
             if isinstance(error, StoreUnavailable):
                 await self._reset_writer()
@@ -470,7 +476,7 @@ class SqlStore(SagaStore):
                     select(t.c.id).where(t.c.id.in_(wanted), t.c.lease_owner == owner)
                 )
                 kept = {row[0] for row in held}
-        except DBAPIError as e:
+        except _DRIVER_ERRORS as e:
             raise self._translate(e, "renewing leases") from e
         return set(wanted) - kept
 
@@ -481,7 +487,7 @@ class SqlStore(SagaStore):
             async with self.engine.connect() as conn:
                 conn = await conn.execution_options(sagakit_read_only=True)
                 return list((await conn.execute(query)).all())
-        except DBAPIError as e:
+        except _DRIVER_ERRORS as e:
             raise self._translate(e, "reading sagas") from e
 
     async def get(self, saga_id: str) -> SagaRecord | None:
@@ -545,15 +551,22 @@ class SqlStore(SagaStore):
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(update(o).where(o.c.id.in_(ids)).values(published_at=at))
-        except DBAPIError as e:
+        except _DRIVER_ERRORS as e:
             raise self._translate(e, "marking outbox messages published") from e
 
     # -- errors ---------------------------------------------------------------------------
 
-    def _translate(self, error: DBAPIError, doing: str) -> StoreError:
+    def _translate(self, error: BaseException, doing: str) -> StoreError:
         """Map a driver error to ``StoreUnavailable`` (retry later) or ``StoreError``."""
+        if not isinstance(error, DBAPIError):
+            reason = f"{type(error).__name__}: {error}"
+            return StoreUnavailable(f"{self.description} is unavailable while {doing}: {reason}")
         text = str(error.orig) if error.orig is not None else str(error)
-        if error.connection_invalidated or self._is_transient(text):
+        state = str(
+            getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", "") or ""
+        )
+        transient_state = bool(state) and state.startswith(_TRANSIENT_SQLSTATES)
+        if error.connection_invalidated or transient_state or self._is_transient(text):
             return StoreUnavailable(f"{self.description} is unavailable while {doing}: {text}")
         hint = ""
         if "no such table" in text or "does not exist" in text:
@@ -568,6 +581,13 @@ class SqlStore(SagaStore):
         "timeout",
         "server closed",
         "terminating",
+        "shutting down",
+        "starting up",
+        "refused",
+        "lost connection",
+        "gone away",
+        "can't connect",
+        "deadlock",
     )
 
     def _is_transient(self, text: str) -> bool:

@@ -1,0 +1,187 @@
+"""Many worker processes on one PostgreSQL (and MariaDB): kills, lost connections, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+import sagakit as sk
+
+from ..servers import (
+    _pg,
+    drop_mysql_database,
+    drop_postgres_schema,
+    fresh_mysql_database,
+    fresh_postgres_schema,
+)
+from .harness import Lab, assert_consistent, kill
+
+STEPS = ["s0", "s1", "s2", "s3"]
+S = sk.SagaStatus
+
+
+@pytest.fixture
+def pg_lab(tmp_path: Path) -> Iterator[Lab]:
+    url, schema = fresh_postgres_schema()
+    lab = Lab(tmp_path, url=url)
+    yield lab
+    lab.cleanup()
+    drop_postgres_schema(schema)
+
+
+@pytest.fixture
+def mariadb_lab(tmp_path: Path) -> Iterator[Lab]:
+    url, name = fresh_mysql_database()
+    lab = Lab(tmp_path, url=url)
+    yield lab
+    lab.cleanup()
+    drop_mysql_database(name)
+
+
+def wait_all_terminal(lab: Lab, timeout: float = 240) -> list[sk.SagaRecord]:
+    deadline = time.monotonic() + timeout
+    while True:
+        sagas = lab.sagas()
+        if all(r.is_terminal for r in sagas):
+            return sagas
+        assert time.monotonic() < deadline, Counter(r.status for r in sagas)
+        time.sleep(0.5)
+
+
+def check_all(lab: Lab, sagas: list[sk.SagaRecord], expected: int) -> None:
+    assert len(sagas) == expected
+    events = lab.all_events()
+    notes = Counter((n[1], n[2], n[3]) for n in lab.notes())
+    for saga in sagas:
+        assert saga.status in (S.COMPLETED, S.COMPENSATED), (saga.id, saga.status)
+        assert_consistent(lab, saga, STEPS, events[saga.id], notes)
+
+
+def contexts(n: int) -> dict[str, dict[str, object]]:
+    return {
+        f"m{i:04d}": {"fail": "s3"} if i % 10 == 0 else {"sleep": {"s1": 0.01}} for i in range(n)
+    }
+
+
+def many_workers_two_killed(lab: Lab) -> None:
+    lab.start("crashy", contexts(500))
+    workers = [lab.spawn("--concurrency", "16") for _ in range(4)]
+    deadline = time.monotonic() + 120
+    while sum(r.is_terminal for r in lab.sagas()) < 100:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    kill(workers[0])
+    kill(workers[1])
+    sagas = wait_all_terminal(lab)
+    for w in workers[2:]:
+        kill(w, signal.SIGTERM)
+        assert w.wait(timeout=60) == 0
+    check_all(lab, sagas, 500)
+    # every saga that was not failed on purpose completed
+    assert {r.id for r in sagas if r.status == S.COMPENSATED} >= {
+        f"m{i:04d}" for i in range(0, 500, 10)
+    }
+
+
+def test_four_workers_500_sagas_two_killed_on_postgres(pg_lab: Lab) -> None:
+    many_workers_two_killed(pg_lab)
+
+
+def test_four_workers_500_sagas_two_killed_on_mariadb(mariadb_lab: Lab) -> None:
+    many_workers_two_killed(mariadb_lab)
+
+
+def test_killed_connections_are_survived(pg_lab: Lab) -> None:
+    pg_lab.start("crashy", {f"c{i}": {"sleep": {s: 0.05 for s in STEPS}} for i in range(60)})
+    workers = [pg_lab.spawn("--concurrency", "8") for _ in range(2)]
+    for _ in range(4):
+        time.sleep(1.0)
+        asyncio.run(
+            _pg(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'sagakit' AND pid <> pg_backend_pid()"
+            )
+        )
+    sagas = wait_all_terminal(pg_lab)
+    for w in workers:
+        kill(w, signal.SIGTERM)
+        assert w.wait(timeout=60) == 0
+    check_all(pg_lab, sagas, 60)
+    assert all(r.status == S.COMPLETED for r in sagas)
+    assert "unavailable" in "".join(pg_lab.output(w) for w in workers)  # the outage was seen
+
+
+def test_a_full_postgres_restart_is_survived(pg_lab: Lab) -> None:
+    pg_lab.start("crashy", {f"r{i}": {"sleep": {s: 0.05 for s in STEPS}} for i in range(60)})
+    workers = [pg_lab.spawn("--concurrency", "8") for _ in range(2)]
+    time.sleep(1.5)
+    version = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True).stdout
+    restart = subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version.split()[0], "main", "restart"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert restart.returncode == 0, restart.stderr
+    sagas = wait_all_terminal(pg_lab)
+    for w in workers:
+        kill(w, signal.SIGTERM)
+        assert w.wait(timeout=60) == 0
+    check_all(pg_lab, sagas, 60)
+    assert all(r.status == S.COMPLETED for r in sagas)
+
+
+def test_notify_wakes_a_worker_in_another_process(pg_lab: Lab) -> None:
+    # Given a worker that would next poll in over half a minute
+    worker = pg_lab.spawn("--poll", "600")
+    deadline = time.monotonic() + 30
+    while "running" not in pg_lab.output(worker):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    # When a saga is started from this process
+    pg_lab.start("crashy", {"n": {}})
+    # I expect it picked up long before the next poll
+    saga = pg_lab.wait_until("n", [S.COMPLETED], timeout=20)
+    assert saga.status == S.COMPLETED
+    kill(worker, signal.SIGTERM)
+
+
+HOSTILE = "a!b@c$d()e*_,/:;=?@ff[]22"
+
+
+def test_url_hostile_password_works_and_never_shows(tmp_path: Path) -> None:
+    url, schema = fresh_postgres_schema()
+    role = f"sk_{schema}"
+    asyncio.run(_pg(f"CREATE ROLE {role} LOGIN PASSWORD '{HOSTILE}'"))
+    asyncio.run(_pg(f"GRANT ALL ON SCHEMA {schema} TO {role}"))
+    try:
+        store_url = (
+            f"postgresql://{role}:{quote(HOSTILE, safe='')}@127.0.0.1:5432/test?schema={schema}"
+        )
+        saga = sk.Saga("hello", steps=[sk.Step("hi", lambda ctx: {"hi": True})])
+
+        async def go() -> sk.SagaRecord:
+            async with sk.Runtime(store_url, sagas=[saga]) as rt:
+                assert HOSTILE not in repr(rt.store) and quote(HOSTILE, safe="") not in repr(
+                    rt.store
+                )
+                return await rt.run("hello", {})
+
+        assert asyncio.run(go()).status == S.COMPLETED
+        # a wrong database in the same URL fails with an error that hides the password
+        bad = store_url.replace("/test?", "/no_such_db?")
+        with pytest.raises(sk.StoreError) as info:
+            asyncio.run(sk.Runtime(bad, sagas=[saga]).open())
+        assert HOSTILE not in str(info.value) and quote(HOSTILE, safe="") not in str(info.value)
+    finally:
+        drop_postgres_schema(schema)
+        asyncio.run(_pg(f"DROP ROLE IF EXISTS {role}"))
