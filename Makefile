@@ -35,5 +35,15 @@ format: $(DEV_STAMP)
 	$(VENV)/bin/ruff check --fix src tests examples bench
 	$(VENV)/bin/ruff format src tests examples bench
 
+BENCH_STAMP := $(VENV)/.sagakit-bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[bench]"
+	touch $@
+
+## bench: install the bench extras and run the benchmarks (BENCH_ARGS=--quick for a short run)
+bench: $(BENCH_STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) sagas.db sagas.db-wal sagas.db-shm .pytest_cache .mypy_cache .ruff_cache

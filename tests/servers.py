@@ -47,7 +47,7 @@ def fresh_postgres_schema() -> tuple[str, str]:
     schema = f"t_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(_pg(f"CREATE SCHEMA {schema}"))
-    except Exception as e:  # noqa: BLE001 - any failure means: no server here
+    except Exception as e:
         unavailable("PostgreSQL at 127.0.0.1:5432", e)
     return f"{PG_ADMIN_URL}?schema={schema}", schema
 
@@ -61,7 +61,7 @@ def fresh_mysql_database() -> tuple[str, str]:
     name = f"t_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(_mysql(f"CREATE DATABASE {name}"))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         unavailable("MariaDB at 127.0.0.1:3306", e)
     return f"mysql://root@127.0.0.1:3306/{name}", name
 

@@ -159,7 +159,7 @@ HOSTILE = "a!b@c$d()e*_,/:;=?@ff[]22"
 
 
 def test_url_hostile_password_works_and_never_shows(tmp_path: Path) -> None:
-    url, schema = fresh_postgres_schema()
+    _, schema = fresh_postgres_schema()
     role = f"sk_{schema}"
     asyncio.run(_pg(f"CREATE ROLE {role} LOGIN PASSWORD '{HOSTILE}'"))
     asyncio.run(_pg(f"GRANT ALL ON SCHEMA {schema} TO {role}"))
