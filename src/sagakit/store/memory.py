@@ -24,6 +24,7 @@ def matches(record: SagaRecord, query: SagaQuery) -> bool:
         and (query.created_after is None or record.created_at > query.created_after)
         and (query.updated_before is None or record.updated_at < query.updated_before)
         and (query.include_archived or record.archived_at is None)
+        and (query.before is None or (record.created_at, record.id) < query.before)
     )
 
 

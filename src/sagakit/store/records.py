@@ -110,5 +110,7 @@ class SagaQuery:
     created_after: datetime | None = None
     updated_before: datetime | None = None
     include_archived: bool = True
+    #: Keyset cursor: only sagas strictly older than this (created_at, id) pair.
+    before: tuple[datetime, str] | None = None
     limit: int = 100
     offset: int = 0

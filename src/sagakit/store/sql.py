@@ -513,6 +513,11 @@ class SqlStore(SagaStore):
             sql = sql.where(t.c.updated_at < query.updated_before)
         if not query.include_archived:
             sql = sql.where(t.c.archived_at.is_(None))
+        if query.before is not None:
+            at, last_id = query.before
+            sql = sql.where(
+                or_(t.c.created_at < at, and_(t.c.created_at == at, t.c.id < last_id))
+            )
         sql = sql.order_by(t.c.created_at.desc(), t.c.id.desc())
         sql = sql.limit(query.limit).offset(query.offset)
         return [record_from_row(row) for row in await self._read(sql)]

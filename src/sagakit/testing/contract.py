@@ -259,6 +259,9 @@ class StoreContract:
         assert await store.list(SagaQuery(id_contains="%")) == []
         page = await store.list(SagaQuery(limit=2, offset=1))
         assert [r.id for r in page] == ["id-2_x", "id-1_x"]
+        first = await store.list(SagaQuery(limit=2))
+        after = await store.list(SagaQuery(limit=2, before=(first[-1].created_at, first[-1].id)))
+        assert [r.id for r in after] == ["id-1_x", "id-0_x"]
         newer = await store.list(SagaQuery(created_after=base + timedelta(seconds=1.5)))
         assert {r.id for r in newer} == {"id-2_x", "id-3_x"}
         counts = await store.count_by_status()

@@ -1,0 +1,124 @@
+"""What operators ask of a store: counts, success rate, durations, stuck sagas, health.
+
+The CLI, the HTTP API and the dashboard all answer from here, so they always agree.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .status import TERMINAL, SagaStatus
+from .store.base import SagaStore
+from .store.records import SagaQuery, SagaRecord, utcnow
+
+#: Statuses that are still in progress, in which a saga can be stuck.
+ACTIVE: tuple[SagaStatus, ...] = (
+    SagaStatus.PENDING,
+    SagaStatus.RUNNING,
+    SagaStatus.COMPENSATING,
+)
+
+#: How many recently finished sagas the duration percentiles are computed over.
+DURATION_SAMPLE = 10_000
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Return the ``fraction`` percentile (nearest rank) of ``values``, or None if empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(int(round(fraction * len(ordered) + 0.5)) - 1, 0)
+    return ordered[min(rank, len(ordered) - 1)]
+
+
+@dataclass(slots=True)
+class SagaStats:
+    """Counts by status and type, success rate, and duration percentiles."""
+
+    by_status: dict[str, int]
+    by_type: dict[str, dict[str, int]]
+    total: int
+    success_rate: float | None
+    p50_seconds: float | None
+    p95_seconds: float | None
+    sampled: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, for JSON."""
+        return asdict(self)
+
+
+async def stats(store: SagaStore, *, sample: int = DURATION_SAMPLE) -> SagaStats:
+    """Summarise the store: how many sagas are where, how often they succeed, how long."""
+    by_status = {s.value: n for s, n in (await store.count_by_status()).items()}
+    finished = await store.list(SagaQuery(statuses=tuple(TERMINAL), limit=sample))
+    everything = await store.list(SagaQuery(limit=sample))
+    by_type: dict[str, dict[str, int]] = {}
+    for record in everything:
+        counts = by_type.setdefault(record.saga_type, {})
+        counts[record.status.value] = counts.get(record.status.value, 0) + 1
+    done = by_status.get("COMPLETED", 0)
+    ended = sum(by_status.get(s.value, 0) for s in TERMINAL)
+    durations = [
+        (r.completed_at - r.created_at).total_seconds() for r in finished if r.completed_at
+    ]
+    return SagaStats(
+        by_status=by_status,
+        by_type=by_type,
+        total=sum(by_status.values()),
+        success_rate=done / ended if ended else None,
+        p50_seconds=percentile(durations, 0.50),
+        p95_seconds=percentile(durations, 0.95),
+        sampled=len(finished),
+    )
+
+
+async def stuck(
+    store: SagaStore, older_than: timedelta, *, limit: int = 100, now: datetime | None = None
+) -> list[SagaRecord]:
+    """Return in-progress sagas whose last write is older than ``older_than``, oldest first."""
+    cutoff = (now or utcnow()) - older_than
+    found = await store.list(SagaQuery(statuses=ACTIVE, updated_before=cutoff, limit=limit))
+    return sorted(found, key=lambda r: r.updated_at)
+
+
+@dataclass(slots=True)
+class Health:
+    """Whether the store answers, how fast, and how many sagas need a person."""
+
+    ok: bool
+    store: str
+    latency_ms: float | None
+    stuck: int = 0
+    failed: int = 0
+    pool: str | None = None
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, for JSON."""
+        return asdict(self)
+
+
+async def health(store: SagaStore, *, stuck_after: timedelta = timedelta(hours=1)) -> Health:
+    """Check that the store answers; count stuck and failed sagas."""
+    started = time.perf_counter()
+    try:
+        counts = await store.count_by_status()
+        latency = (time.perf_counter() - started) * 1000
+        stuck_count = len(await stuck(store, stuck_after, limit=1000))
+    except Exception as e:  # health reports every failure rather than raising it
+        return Health(ok=False, store=store.description, latency_ms=None, error=str(e))
+    engine = getattr(store, "engine", None)
+    pool = engine.pool.status() if engine is not None else None
+    return Health(
+        ok=True,
+        store=store.description,
+        latency_ms=round(latency, 2),
+        stuck=stuck_count,
+        failed=counts.get(SagaStatus.FAILED, 0),
+        pool=pool,
+    )
