@@ -5,6 +5,7 @@ The CLI, the HTTP API and the dashboard all answer from here, so they always agr
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -30,7 +31,7 @@ def percentile(values: list[float], fraction: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(int(round(fraction * len(ordered) + 0.5)) - 1, 0)
+    rank = max(math.ceil(fraction * len(ordered)) - 1, 0)
     return ordered[min(rank, len(ordered) - 1)]
 
 

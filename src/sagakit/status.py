@@ -44,6 +44,9 @@ RUNNABLE: frozenset[SagaStatus] = frozenset(
     {SagaStatus.PENDING, SagaStatus.RUNNING, SagaStatus.COMPENSATING}
 )
 
+#: Finished statuses whose sagas may be archived and later deleted (not FAILED).
+ARCHIVABLE: frozenset[SagaStatus] = frozenset({SagaStatus.COMPLETED, SagaStatus.COMPENSATED})
+
 _S = SagaStatus
 
 #: Every allowed status change. Nothing else in sagakit changes a status.

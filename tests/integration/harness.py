@@ -124,7 +124,7 @@ class Lab:
     def _with_store(self, fn: Any) -> Any:
         async def go() -> Any:
             store = sk.open_store(self.url)
-            await store.open()
+            await store.open(migrate=False)  # start() created the schema
             try:
                 return await fn(store)
             finally:

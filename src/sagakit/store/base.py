@@ -91,6 +91,21 @@ class SagaStore(ABC):
     async def count_by_status(self) -> dict[SagaStatus, int]:
         """Return how many sagas are in each status."""
 
+    @abstractmethod
+    async def delete(self, saga_id: str) -> bool:
+        """Delete a saga with its history and outbox rows; return whether it existed."""
+
+    @abstractmethod
+    async def archive(self, *, finished_before: datetime, now: datetime) -> int:
+        """Mark COMPLETED and COMPENSATED sagas finished before ``finished_before`` archived.
+
+        FAILED sagas are never archived: they wait for a person. Return how many changed.
+        """
+
+    @abstractmethod
+    async def purge(self, *, archived_before: datetime, dry_run: bool = False) -> int:
+        """Delete sagas archived before ``archived_before`` (with their history)."""
+
     async def subscribe(self, callback: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
         """Call ``callback`` when a saga is started by any process, if the store can tell.
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from ..errors import ConcurrencyError
-from ..status import RUNNABLE, SagaStatus
+from ..status import ARCHIVABLE, RUNNABLE, SagaStatus
 from .base import SagaStore
 from .records import OutboxMessage, SagaEvent, SagaQuery, SagaRecord
 
@@ -136,6 +136,36 @@ class MemoryStore(SagaStore):
             else:
                 record.lease_expires_at = lease_until
         return lost
+
+    async def delete(self, saga_id: str) -> bool:
+        self._events.pop(saga_id, None)
+        self._outbox = [m for m in self._outbox if m.saga_id != saga_id]
+        return self._sagas.pop(saga_id, None) is not None
+
+    async def archive(self, *, finished_before: datetime, now: datetime) -> int:
+        changed = 0
+        for record in self._sagas.values():
+            if (
+                record.status in ARCHIVABLE
+                and record.archived_at is None
+                and record.completed_at is not None
+                and record.completed_at < finished_before
+            ):
+                record.archived_at = now
+                record.version += 1
+                changed += 1
+        return changed
+
+    async def purge(self, *, archived_before: datetime, dry_run: bool = False) -> int:
+        doomed = [
+            r.id
+            for r in self._sagas.values()
+            if r.archived_at is not None and r.archived_at < archived_before
+        ]
+        if not dry_run:
+            for saga_id in doomed:
+                await self.delete(saga_id)
+        return len(doomed)
 
     async def count_by_status(self) -> dict[SagaStatus, int]:
         counts: dict[SagaStatus, int] = {}

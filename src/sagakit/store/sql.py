@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import ConcurrencyError, StoreError, StoreUnavailable
-from ..status import RUNNABLE, Reason, SagaStatus
+from ..status import ARCHIVABLE, RUNNABLE, Reason, SagaStatus
 from . import migrate as migrations
 from .base import SagaStore
 from .records import OutboxMessage, SagaEvent, SagaQuery, SagaRecord
@@ -163,6 +163,9 @@ class SqlStore(SagaStore):
     def _insert_ignore(self) -> Insert:
         """An INSERT of a saga row that does nothing if its id exists."""
         raise NotImplementedError
+
+    #: Whether claims lock candidate rows (SKIP LOCKED); SQLite has one lock for everything.
+    locks_rows = True
 
     def _lock_candidates(self, query: Select[Any]) -> Select[Any]:
         """Make a claim's candidate query lock its rows against other claimers."""
@@ -427,6 +430,9 @@ class SqlStore(SagaStore):
         if self._flusher is None:
             raise StoreError(f"store {self.description} is not open")
         try:
+            if not self.locks_rows and not await self._read(query.with_only_columns(t.c.id)):
+                # Look before taking the single write lock: idle polling never blocks writers.
+                return []
             async with self._writer_lock:
                 conn = await self._writer_connection()
                 async with conn.begin():
@@ -515,9 +521,7 @@ class SqlStore(SagaStore):
             sql = sql.where(t.c.archived_at.is_(None))
         if query.before is not None:
             at, last_id = query.before
-            sql = sql.where(
-                or_(t.c.created_at < at, and_(t.c.created_at == at, t.c.id < last_id))
-            )
+            sql = sql.where(or_(t.c.created_at < at, and_(t.c.created_at == at, t.c.id < last_id)))
         sql = sql.order_by(t.c.created_at.desc(), t.c.id.desc())
         sql = sql.limit(query.limit).offset(query.offset)
         return [record_from_row(row) for row in await self._read(sql)]
@@ -526,6 +530,53 @@ class SqlStore(SagaStore):
         e = self.tables.events
         rows = await self._read(select(e).where(e.c.saga_id == saga_id).order_by(e.c.seq))
         return [SagaEvent(**{k: row._mapping[k] for k in _EVENT_COLUMNS}) for row in rows]
+
+    async def delete(self, saga_id: str) -> bool:
+        t, e, o = self.tables.instances, self.tables.events, self.tables.outbox
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(e.delete().where(e.c.saga_id == saga_id))
+                await conn.execute(o.delete().where(o.c.saga_id == saga_id))
+                result = await conn.execute(t.delete().where(t.c.id == saga_id))
+        except _DRIVER_ERRORS as err:
+            raise self._translate(err, "deleting a saga") from err
+        return bool(result.rowcount)
+
+    async def archive(self, *, finished_before: datetime, now: datetime) -> int:
+        t = self.tables.instances
+        try:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(
+                    update(t)
+                    .where(
+                        t.c.status.in_([s.value for s in ARCHIVABLE]),
+                        t.c.archived_at.is_(None),
+                        t.c.completed_at < finished_before,
+                    )
+                    .values(archived_at=now, version=t.c.version + 1)
+                )
+        except _DRIVER_ERRORS as err:
+            raise self._translate(err, "archiving sagas") from err
+        return int(result.rowcount)
+
+    async def purge(self, *, archived_before: datetime, dry_run: bool = False) -> int:
+        t, e, o = self.tables.instances, self.tables.events, self.tables.outbox
+        doomed = select(t.c.id).where(
+            t.c.archived_at.is_not(None), t.c.archived_at < archived_before
+        )
+        try:
+            async with self.engine.begin() as conn:
+                ids = [row[0] for row in await conn.execute(doomed)]
+                if dry_run or not ids:
+                    return len(ids)
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    await conn.execute(e.delete().where(e.c.saga_id.in_(chunk)))
+                    await conn.execute(o.delete().where(o.c.saga_id.in_(chunk)))
+                    await conn.execute(t.delete().where(t.c.id.in_(chunk)))
+        except _DRIVER_ERRORS as err:
+            raise self._translate(err, "deleting archived sagas") from err
+        return len(ids)
 
     async def count_by_status(self) -> dict[SagaStatus, int]:
         t = self.tables.instances

@@ -13,6 +13,8 @@ from .sql import SqlStore, attach_sqlite_setup
 class SqliteStore(SqlStore):
     """The embedded default store: one file, many readers, one writer at a time."""
 
+    locks_rows = False
+
     def _configure_engine(self) -> None:
         attach_sqlite_setup(self.engine)
 

@@ -378,6 +378,45 @@ class StoreContract:
         assert got is not None and got.lease_expires_at is not None
         assert abs((got.lease_expires_at - until).total_seconds()) < 0.001
 
+    async def test_archive_marks_old_finished_sagas_but_never_failed_ones(
+        self, store: SagaStore
+    ) -> None:
+        now = utcnow()
+        old = now - timedelta(days=40)
+        rows = [
+            new_saga("old-done", status=SagaStatus.COMPLETED, completed_at=old),
+            new_saga("old-undone", status=SagaStatus.COMPENSATED, completed_at=old),
+            new_saga("old-failed", status=SagaStatus.FAILED, completed_at=old),
+            new_saga("new-done", status=SagaStatus.COMPLETED, completed_at=now),
+            new_saga("running", status=SagaStatus.RUNNING),
+        ]
+        for r in rows:
+            await store.create(r, started(r))
+        archived = await store.archive(finished_before=now - timedelta(days=30), now=now)
+        assert archived == 2
+        assert await store.archive(finished_before=now - timedelta(days=30), now=now) == 0
+        visible = await store.list(SagaQuery(include_archived=False))
+        assert {r.id for r in visible} == {"old-failed", "new-done", "running"}
+        # an archived saga's version moved on, so a stale writer cannot resurrect it
+        got = await store.get("old-done")
+        assert got is not None and got.archived_at is not None and got.version == 2
+        # purge deletes only what was archived before the cutoff, history included
+        later = now + timedelta(days=31)
+        assert await store.purge(archived_before=now - timedelta(days=1)) == 0
+        assert await store.purge(archived_before=later, dry_run=True) == 2
+        assert await store.get("old-done") is not None
+        assert await store.purge(archived_before=later) == 2
+        assert await store.get("old-done") is None
+        assert await store.events("old-done") == []
+        assert await store.get("old-failed") is not None
+
+    async def test_delete_removes_saga_and_history(self, store: SagaStore) -> None:
+        record = new_saga("gone")
+        await store.create(record, started(record))
+        assert await store.delete("gone") is True
+        assert await store.get("gone") is None and await store.events("gone") == []
+        assert await store.delete("gone") is False
+
     async def test_data_survives_reopening(self, tmp_path: Path) -> None:
         if not self.persistent:
             pytest.skip("this store keeps nothing across close()")
