@@ -52,6 +52,8 @@ class Runtime:
         hooks: Iterable[SagaHooks] = (),
         prefix: str = "",
         owner: str | None = None,
+        archive_after: timedelta | None = None,
+        delete_archived_after: timedelta | None = None,
     ) -> None:
         if store is not None and url is not None:
             raise ConfigurationError("give Runtime either a store URL or a store, not both")
@@ -67,6 +69,8 @@ class Runtime:
         self.workers = workers
         self.poll_interval = poll_interval
         self.migrate = migrate
+        self.archive_after = archive_after
+        self.delete_archived_after = delete_archived_after
         self.worker: Worker | None = None
         self._worker_task: asyncio.Task[Any] | None = None
         self._executors: dict[str, SagaExecutor] = {}
@@ -91,6 +95,8 @@ class Runtime:
                 concurrency=self.workers,
                 poll_interval=self.poll_interval,
                 on_finished=self._notify,
+                archive_after=self.archive_after,
+                delete_archived_after=self.delete_archived_after,
             )
             self._worker_task = asyncio.create_task(self.worker.run(), name="sagakit-worker")
         return self

@@ -12,6 +12,7 @@ import socket
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from .definition import Saga
 from .engine import SagaExecutor
@@ -73,6 +74,9 @@ class Worker:
         poll_interval: float = 1.0,
         max_inline_delay: float | None = None,
         on_finished: Callable[[SagaRecord], None] | None = None,
+        archive_after: timedelta | None = None,
+        delete_archived_after: timedelta | None = None,
+        maintenance_interval: float = 60.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -99,6 +103,11 @@ class Worker:
             for name, saga in self.sagas.items()
         }
         self._on_finished = on_finished
+        #: Retention: archive finished sagas after this long, delete archived ones after that.
+        self.archive_after = archive_after
+        self.delete_archived_after = delete_archived_after
+        self.maintenance_interval = maintenance_interval
+        self._next_maintenance = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -127,6 +136,7 @@ class Worker:
         unsubscribe = await self.store.subscribe(self.wake)
         try:
             while not self._stopping:
+                await self._maintain()
                 claimed = await self._claim()
                 if burst and not claimed and not self._tasks:
                     break
@@ -141,6 +151,29 @@ class Worker:
             if unsubscribe is not None:
                 await unsubscribe()
         return self.counters
+
+    async def _maintain(self) -> None:
+        """Apply the retention policy now and then (cheap, idempotent, any worker may)."""
+        if self.archive_after is None and self.delete_archived_after is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._next_maintenance:
+            return
+        self._next_maintenance = loop.time() + self.maintenance_interval
+        now = utcnow()
+        try:
+            if self.archive_after is not None:
+                archived = await self.store.archive(
+                    finished_before=now - self.archive_after, now=now
+                )
+                if archived:
+                    log.info("archived %d finished sagas", archived)
+            if self.delete_archived_after is not None:
+                deleted = await self.store.purge(archived_before=now - self.delete_archived_after)
+                if deleted:
+                    log.info("deleted %d archived sagas", deleted)
+        except StoreError as e:
+            log.warning("retention pass failed: %s; will try again", e)
 
     async def _sleep(self, seconds: float) -> None:
         waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(self._wakeup.wait())}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from .ops_cmds import register_ops_commands
 from .store_cmds import register_store_commands
 from .worker_cmd import worker
 
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 app.command()(worker)
 register_store_commands(app)
+register_ops_commands(app)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Column, Table
 
 from ..errors import SagaError
 
@@ -27,6 +28,11 @@ DbOption = Annotated[
         show_envvar=True,
     ),
 ]
+
+
+def wrapping_table(*headers: str) -> Table:
+    """A Rich table whose cells wrap instead of being cut, so nothing is hidden."""
+    return Table(*(Column(h, overflow="fold") for h in headers))
 
 
 def run_async(make: Callable[[], Awaitable[T]]) -> T:

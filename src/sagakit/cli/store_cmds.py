@@ -6,6 +6,7 @@ import getpass
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -14,9 +15,11 @@ from rich.table import Table
 from ..operator import Action, apply_action
 from ..status import SagaStatus
 from ..store.base import SagaStore
-from ..store.records import SagaEvent, SagaQuery, SagaRecord
+from ..store.records import SagaEvent, SagaQuery, SagaRecord, utcnow
 from ..store.urls import open_store
-from .common import DbOption, console, run_async
+from ..transfer import saga_line
+from .common import DbOption, console, run_async, wrapping_table
+from .durations import parse_duration
 
 
 @asynccontextmanager
@@ -64,6 +67,16 @@ def list_sagas(
     ] = None,
     saga_type: Annotated[str | None, typer.Option("--type", help="Only this saga type.")] = None,
     search: Annotated[str | None, typer.Option(help="Text the saga id contains.")] = None,
+    older_than: Annotated[
+        timedelta | None,
+        typer.Option(
+            parser=parse_duration, metavar="DURATION", help="Started before now-DURATION."
+        ),
+    ] = None,
+    newer_than: Annotated[
+        timedelta | None,
+        typer.Option(parser=parse_duration, metavar="DURATION", help="Started after now-DURATION."),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
@@ -79,6 +92,8 @@ def list_sagas(
                     statuses=tuple(status) if status else None,
                     saga_type=saga_type,
                     id_contains=search,
+                    created_before=utcnow() - older_than if older_than else None,
+                    created_after=utcnow() - newer_than if newer_than else None,
                     limit=limit,
                 )
             )
@@ -86,7 +101,7 @@ def list_sagas(
             for record in records:
                 print(json.dumps(_record_json(record)))
             return
-        table = Table("id", "type", "status", "step", "attempt", "updated", "error")
+        table = wrapping_table("id", "type", "status", "step", "attempt", "updated", "error")
         for r in records:
             status_text = r.status.value + (f" ({r.reason.value})" if r.reason else "")
             table.add_row(
@@ -104,7 +119,7 @@ def list_sagas(
 
 
 def _timeline(events: list[SagaEvent]) -> Table:
-    table = Table("seq", "at", "event", "step", "attempt", "ms", "detail")
+    table = wrapping_table("seq", "at", "event", "step", "attempt", "ms", "detail")
     for e in events:
         detail = e.error["message"] if e.error else (e.reason or "")
         if e.actor:
@@ -121,7 +136,13 @@ def _timeline(events: list[SagaEvent]) -> Table:
     return table
 
 
-def show(saga_id: str, db: DbOption) -> None:
+def show(
+    saga_id: str,
+    db: DbOption,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The saga and its events as JSON.")
+    ] = False,
+) -> None:
     """Show one saga: status, context, and its timeline of step attempts and compensations.
 
     Example: sagakit show order-42 --db sqlite:///sagas.db
@@ -135,6 +156,9 @@ def show(saga_id: str, db: DbOption) -> None:
 
                 raise SagaNotFound(f"no saga with id {saga_id!r} in {store.description}")
             events = await store.events(saga_id)
+        if as_json:
+            print(saga_line(record, events))
+            return
         console.print(_record_json(record))
         console.print_json(json.dumps(record.context))
         console.print(_timeline(events))

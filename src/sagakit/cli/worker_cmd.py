@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -13,6 +14,7 @@ from ..leases import LeaseKeeper
 from ..store.urls import open_store
 from ..worker import Worker, new_owner_id
 from .common import DbOption, console, run_async
+from .durations import parse_duration
 from .loader import load_sagas
 
 log = logging.getLogger("sagakit.worker")
@@ -40,6 +42,20 @@ def worker(
         bool, typer.Option(help="Exit once nothing is runnable (for tests and cron).")
     ] = False,
     migrate: Annotated[bool, typer.Option(help="Create/upgrade the schema on start.")] = True,
+    archive_after: Annotated[
+        timedelta | None,
+        typer.Option(
+            parser=parse_duration,
+            metavar="DURATION",
+            help="Archive COMPLETED/COMPENSATED sagas finished this long ago.",
+        ),
+    ] = None,
+    delete_archived_after: Annotated[
+        timedelta | None,
+        typer.Option(
+            parser=parse_duration, metavar="DURATION", help="Delete sagas archived this long ago."
+        ),
+    ] = None,
 ) -> None:
     """Claim runnable sagas and run them; resumes sagas any crashed worker left behind.
 
@@ -61,6 +77,8 @@ def worker(
             leases=leases,
             concurrency=concurrency,
             poll_interval=poll,
+            archive_after=archive_after,
+            delete_archived_after=delete_archived_after,
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
