@@ -29,8 +29,10 @@ def test_quick_sagakit_run_emits_json(tmp_path: Path) -> None:
     assert json.loads(out.read_text()) == document
     assert {"meta", "results", "ratios", "targets"} <= document.keys()
     assert document["meta"]["machine"]["nproc"] >= 1
-    cases = document["results"]["sagakit"]
+    cases = dict(document["results"]["sagakit"])
+    paired = cases.pop("step_cost_paired")
     assert set(cases) == {"in_flight_1", "in_flight_16", "in_flight_64", "in_flight_256"}
+    assert _positive(paired["ratio_median"]) and _positive(paired["raw_commit_ms_median"])
     for case in cases.values():
         assert case["sagas"] == 200
         for key in ("sagas_per_s", "steps_per_s", "seconds"):
@@ -43,4 +45,5 @@ def test_quick_sagakit_run_emits_json(tmp_path: Path) -> None:
         assert _positive(case["sqlite_trace"]["statements_per_step"])
     statuses = {t["id"]: t["met"] for t in document["targets"]}
     assert statuses["statements_per_step"] is not None
+    assert statuses["step_cost"] is not None
     assert statuses["sequential_vs_dbos"] is None  # DBOS was not run

@@ -122,7 +122,10 @@ def test_killed_connections_are_survived(pg_lab: Lab) -> None:
 def test_a_full_postgres_restart_is_survived(pg_lab: Lab) -> None:
     pg_lab.start("crashy", {f"r{i}": {"sleep": {s: 0.05 for s in STEPS}} for i in range(60)})
     workers = [pg_lab.spawn("--concurrency", "8") for _ in range(2)]
-    time.sleep(1.5)
+    deadline = time.monotonic() + 60
+    while sum(r.is_terminal for r in pg_lab.sagas()) < 5:  # the workers are at work
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     version = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True).stdout
     restart = subprocess.run(
         ["pg_ctlcluster", "--skip-systemctl-redirect", version.split()[0], "main", "restart"],
@@ -185,3 +188,17 @@ def test_url_hostile_password_works_and_never_shows(tmp_path: Path) -> None:
     finally:
         drop_postgres_schema(schema)
         asyncio.run(_pg(f"DROP ROLE IF EXISTS {role}"))
+
+
+def test_a_worker_started_while_the_database_is_down_waits_for_it(tmp_path: Path) -> None:
+    lab = Lab(tmp_path, url="postgresql://postgres@127.0.0.1:5999/test")  # nothing listens
+    try:
+        worker = lab.spawn()
+        deadline = time.monotonic() + 30
+        while "waiting for the database" not in lab.output(worker):
+            assert worker.poll() is None, lab.output(worker)
+            assert time.monotonic() < deadline, lab.output(worker)
+            time.sleep(0.1)
+        assert worker.poll() is None  # still waiting, not crashed
+    finally:
+        lab.cleanup()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .ops_cmds import register_ops_commands
+from .serve_cmd import serve
 from .store_cmds import register_store_commands
 from .worker_cmd import worker
 
@@ -16,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command()(worker)
+app.command()(serve)
 register_store_commands(app)
 register_ops_commands(app)
 

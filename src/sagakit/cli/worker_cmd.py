@@ -10,7 +10,9 @@ from typing import Annotated
 
 import typer
 
+from ..errors import StoreUnavailable
 from ..leases import LeaseKeeper
+from ..store.base import SagaStore
 from ..store.urls import open_store
 from ..worker import Worker, new_owner_id
 from .common import DbOption, console, run_async
@@ -18,6 +20,19 @@ from .durations import parse_duration
 from .loader import load_sagas
 
 log = logging.getLogger("sagakit.worker")
+
+
+async def open_patiently(store: SagaStore, *, migrate: bool) -> None:
+    """Open the store, waiting with back-off while the database is unreachable."""
+    wait = 0.5
+    while True:
+        try:
+            await store.open(migrate=migrate)
+            return
+        except StoreUnavailable as e:
+            log.warning("waiting for the database (%s); retrying in %.1fs", e, wait)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 10.0)
 
 
 def worker(
@@ -68,7 +83,7 @@ def worker(
 
     async def main() -> None:
         store = open_store(db)
-        await store.open(migrate=migrate)
+        await open_patiently(store, migrate=migrate)
         owner = new_owner_id()
         leases = LeaseKeeper(store, owner, lease)
         runner = Worker(
