@@ -365,8 +365,10 @@ class SagaExecutor:
             "error": describe_error(error),
         }
         if compensation:
+            self.hooks.compensation_failed(rec, step.name, error, will_retry=False)
             await self._fail(rec, error, event)
         else:
+            self.hooks.step_failed(rec, step.name, error, will_retry=False)
             await self._begin_compensation(rec, Reason.ERROR, error, first_event=event)
 
     async def _release_unstarted(self, rec: SagaRecord) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from typing import Any
 
 from .store.records import SagaRecord
+
+log = logging.getLogger("sagakit.hooks")
 
 
 class SagaHooks:
@@ -37,35 +41,39 @@ class SagaHooks:
 
 
 class HookChain(SagaHooks):
-    """Calls several hooks in order, so metrics, tracing and logging can all listen."""
+    """Calls several hooks in order, so metrics, tracing and logging can all listen.
+
+    A hook that raises is logged and skipped: observing a saga must never break it.
+    """
 
     def __init__(self, hooks: Iterable[SagaHooks] = ()) -> None:
         self.hooks = list(hooks)
 
-    def saga_started(self, saga: SagaRecord) -> None:
+    def _each(self, method: str, *args: Any, **kwargs: Any) -> None:
         for hook in self.hooks:
-            hook.saga_started(saga)
+            try:
+                getattr(hook, method)(*args, **kwargs)
+            except Exception:
+                log.exception("hook %s.%s failed; ignored", type(hook).__name__, method)
+
+    def saga_started(self, saga: SagaRecord) -> None:
+        self._each("saga_started", saga)
 
     def step_completed(self, saga: SagaRecord, step: str, seconds: float) -> None:
-        for hook in self.hooks:
-            hook.step_completed(saga, step, seconds)
+        self._each("step_completed", saga, step, seconds)
 
     def step_failed(
         self, saga: SagaRecord, step: str, error: BaseException, *, will_retry: bool
     ) -> None:
-        for hook in self.hooks:
-            hook.step_failed(saga, step, error, will_retry=will_retry)
+        self._each("step_failed", saga, step, error, will_retry=will_retry)
 
     def compensation_completed(self, saga: SagaRecord, step: str, seconds: float) -> None:
-        for hook in self.hooks:
-            hook.compensation_completed(saga, step, seconds)
+        self._each("compensation_completed", saga, step, seconds)
 
     def compensation_failed(
         self, saga: SagaRecord, step: str, error: BaseException, *, will_retry: bool
     ) -> None:
-        for hook in self.hooks:
-            hook.compensation_failed(saga, step, error, will_retry=will_retry)
+        self._each("compensation_failed", saga, step, error, will_retry=will_retry)
 
     def saga_finished(self, saga: SagaRecord, seconds: float | None) -> None:
-        for hook in self.hooks:
-            hook.saga_finished(saga, seconds)
+        self._each("saga_finished", saga, seconds)

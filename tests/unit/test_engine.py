@@ -345,3 +345,13 @@ async def test_unserialisable_publish_fails_only_its_own_step(runtime: Any) -> N
     failed = await rt.get("p3")
     assert "publish('t') payload: value of 'when' is a datetime" in (failed.error_message or "")
     assert len(await rt.store.pending_outbox()) == 7
+
+
+async def test_a_broken_hook_never_breaks_a_saga(runtime: Any) -> None:
+    class Broken(sk.SagaHooks):
+        def step_completed(self, saga: sk.SagaRecord, step: str, seconds: float) -> None:
+            raise RuntimeError("metrics backend down")
+
+    rt = await runtime(recording_saga(log=[]), hooks=[Broken()]).open()
+    result = await rt.run("s", {})
+    assert result.status == sk.SagaStatus.COMPLETED
