@@ -6,12 +6,14 @@ import asyncio
 import logging
 import signal
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..errors import StoreUnavailable
+from ..hooks import HookChain, SagaHooks
 from ..leases import LeaseKeeper
+from ..observability.logging import SagaLogging
 from ..store.base import SagaStore
 from ..store.urls import open_store
 from ..worker import Worker, new_owner_id
@@ -19,7 +21,32 @@ from .common import DbOption, console, run_async
 from .durations import parse_duration
 from .loader import load_sagas
 
+if TYPE_CHECKING:
+    from ..observability.metrics import SagaMetrics
+
 log = logging.getLogger("sagakit.worker")
+
+
+def serve_metrics(port: int) -> SagaMetrics:
+    """Start a Prometheus endpoint on ``port`` for this worker's metrics."""
+    from prometheus_client import start_http_server
+
+    from ..observability.metrics import SagaMetrics
+
+    metrics = SagaMetrics()
+    start_http_server(port, addr="0.0.0.0", registry=metrics.registry)
+    log.info("metrics on http://0.0.0.0:%d/metrics", port)
+    return metrics
+
+
+async def refresh_forever(metrics: SagaMetrics, store: SagaStore, every: float = 15.0) -> None:
+    """Keep the database-derived gauges (sagas in flight) current."""
+    while True:
+        try:
+            await metrics.refresh(store)
+        except Exception as e:  # the next scrape shows stale gauges, the worker goes on
+            log.warning("could not refresh metrics: %s", e)
+        await asyncio.sleep(every)
 
 
 async def open_patiently(store: SagaStore, *, migrate: bool) -> None:
@@ -71,25 +98,43 @@ def worker(
             parser=parse_duration, metavar="DURATION", help="Delete sagas archived this long ago."
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve Prometheus /metrics on this port."),
+    ] = None,
+    json_logs: Annotated[bool, typer.Option(help="Log JSON lines with saga fields.")] = False,
 ) -> None:
     """Claim runnable sagas and run them; resumes sagas any crashed worker left behind.
 
     Example: sagakit worker --db sqlite:///sagas.db --app shop.sagas:runtime
     """
     sagas = load_sagas(app)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if json_logs:
+        from ..observability import json_logging
+
+        json_logging(logging.INFO)
+    else:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     async def main() -> None:
         store = open_store(db)
         await open_patiently(store, migrate=migrate)
         owner = new_owner_id()
         leases = LeaseKeeper(store, owner, lease)
+        hooks: list[SagaHooks] = [SagaLogging()]
+        exporter: asyncio.Task[None] | None = None
+        if metrics_port is not None:
+            metrics = serve_metrics(metrics_port)
+            hooks.append(metrics)
+            exporter = asyncio.create_task(refresh_forever(metrics, store))
         runner = Worker(
             store,
             {s.name: s for s in sagas},
             leases=leases,
+            hooks=HookChain(hooks),
             concurrency=concurrency,
             poll_interval=poll,
             archive_after=archive_after,
@@ -102,6 +147,8 @@ def worker(
         try:
             counters = await runner.run(burst=burst)
         finally:
+            if exporter is not None:
+                exporter.cancel()
             await leases.stop()
             await store.close()
         log.info("worker %s stopped: %s", owner, counters)
