@@ -50,6 +50,18 @@ _ACCEPTS: dict[Action, tuple[frozenset[SagaStatus], str]] = {
 }
 
 
+def applicable(record: SagaRecord) -> list[Action]:
+    """The actions that make sense for ``record`` now (for buttons and help texts)."""
+    found = [a for a in Action if record.status in _ACCEPTS[a][0]]
+    if (
+        Action.RETRY in found
+        and record.status != _S.FAILED
+        and (record.lease_owner is not None or record.next_attempt_at is None)
+    ):
+        found.remove(Action.RETRY)  # being worked on: nothing to retry
+    return found
+
+
 def _refuse(action: Action, record: SagaRecord) -> OperatorActionRefused:
     state = record.status.value + (f" ({record.reason.value})" if record.reason else "")
     return OperatorActionRefused(

@@ -113,6 +113,11 @@ class Runtime:
         await self.store.close()
         self._opened = False
 
+    @property
+    def is_open(self) -> bool:
+        """Whether ``open()`` has run and ``close()`` has not."""
+        return self._opened
+
     async def __aenter__(self) -> Runtime:
         return await self.open()
 

@@ -8,9 +8,10 @@ import httpx
 import pytest
 
 import sagakit as sk
+from sagakit.web import WebSettings, create_app
 
 from .conftest import ALICE, client_for, populate
-from .sagas import BROKEN
+from .sagas import BROKEN, sagas
 
 
 def field_of(response: httpx.Response) -> str:
@@ -129,7 +130,9 @@ async def test_list_filters_and_pages_with_a_cursor(
     assert len(seen) == len(set(seen)) == 10
     assert seen[:2] == ["bulk-6", "bulk-5"]
 
-    statuses = await client.get("/api/sagas", params=[("status", "FAILED"), ("status", "COMPENSATED")])
+    statuses = await client.get(
+        "/api/sagas", params=[("status", "FAILED"), ("status", "COMPENSATED")]
+    )
     assert {i["id"] for i in statuses.json()["items"]} == {"failed-3", "undone-2"}
     by_text = await client.get("/api/sagas", params={"id_contains": "bulk", "type": "order"})
     assert len(by_text.json()["items"]) == 7
@@ -242,3 +245,21 @@ async def test_stats_health_and_metrics(client: httpx.AsyncClient, runtime: sk.R
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "saga_running_current" in metrics.text
+
+
+async def test_metrics_come_from_the_runtimes_own_hook(store_url: str) -> None:
+    from sagakit.observability.metrics import SagaMetrics
+
+    # Given a runtime whose hooks already count
+    metrics = SagaMetrics()
+    async with sk.Runtime(store_url, sagas=sagas(), hooks=[metrics]) as rt:
+        app = create_app(rt, settings=WebSettings(read_open=True))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            # When a saga runs and Prometheus scrapes
+            await rt.run("order", {"n": 1}, saga_id="m-1")
+            scraped = await c.get("/metrics")
+        # I expect that hook's counters, not a second set
+        assert app.state.sagakit.metrics is metrics
+        assert rt.hooks.hooks == [metrics]
+        assert 'saga_completed_total{saga_type="order"} 1.0' in scraped.text

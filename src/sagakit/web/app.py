@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -15,10 +15,13 @@ from .errors import install_error_handlers
 from .settings import WebSettings, load_settings
 from .state import WebState
 
+if TYPE_CHECKING:
+    from ..observability.metrics import SagaMetrics
+
 
 def create_app(
     runtime: Runtime,
-    metrics: Any = None,
+    metrics: SagaMetrics | None = None,
     *,
     settings: WebSettings | None = None,
     title: str = "sagakit",

@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .. import reports
 from ..errors import SagaNotFound
-from ..operator import Action
+from ..operator import Action, applicable
 from ..runtime import Runtime
 from ..status import SagaStatus
 from ..store.records import SagaQuery
@@ -48,6 +48,20 @@ def _clock(value: datetime | None) -> str:
     return value.strftime("%H:%M:%S.%f")[:-3] if value else ""
 
 
+def _ms(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.2f} ms" if value < 10 else f"{value:.0f} ms"
+
+
+def _span(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
 def make_templates() -> Jinja2Templates:
     """Return the page templates; every value is HTML-escaped unless marked otherwise."""
     env = Environment(
@@ -56,6 +70,8 @@ def make_templates() -> Jinja2Templates:
     )
     env.filters["when"] = _when
     env.filters["clock"] = _clock
+    env.filters["ms"] = _ms
+    env.filters["span"] = _span
     env.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True, default=str)
     return Jinja2Templates(env=env)
 
@@ -65,7 +81,7 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> Res
     templates: Jinja2Templates = request.app.state.sagakit_templates
     values.setdefault("live", False)
     values["statuses"] = [s.value for s in SagaStatus]
-    values["actions"] = [a.value for a in Action]
+    values.setdefault("actions", [a.value for a in Action])
     root = values["root"] = request.scope.get("root_path", "")
     values["saga_href"] = lambda saga_id: f"{root}/sagas/{quote(saga_id, safe='')}"
     # root-relative links: right under a mount point and behind a TLS-terminating proxy
@@ -128,7 +144,7 @@ async def saga_list(
         return denied
     form = {"status": status, "type": type, "q": q, "newer_than": newer_than}
     form["older_than"] = older_than
-    known_types = sorted(set(runtime.sagas) | set((await reports.stats(runtime.store)).by_type))
+    known_types = sorted({*runtime.sagas, *([type] if type else [])})
     try:
         wanted = SagaFilter(
             statuses=_statuses(status),
@@ -171,4 +187,5 @@ async def saga_page(request: Request, saga_id: str, runtime: RuntimeDep) -> Resp
         events=events,
         timeline=build_timeline(events),
         live=not record.is_terminal,
+        actions=[a.value for a in applicable(record)],
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
 
@@ -68,7 +68,9 @@ async def metrics(request: Request, _caller: Reader) -> Response:
     return Response(content=state.metrics.render(), media_type=CONTENT_TYPE)
 
 
-def resolve_metrics(runtime: Runtime, given: Any = None) -> tuple[SagaMetrics | None, str | None]:
+def resolve_metrics(
+    runtime: Runtime, given: SagaMetrics | None = None
+) -> tuple[SagaMetrics | None, str | None]:
     """Return the metrics to serve: ``given``, the runtime's own hook, or a new one.
 
     A new one is added to the runtime's hooks so that sagas this process runs are

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -44,9 +44,7 @@ class WebState:
 
 
 def _is_open(runtime: Runtime) -> bool:
-    # Runtime has no public flag yet; ``open()`` is idempotent, so this only saves a call.
-    opened: Any = getattr(runtime, "_opened", False)
-    return bool(opened)
+    return runtime.is_open
 
 
 def web_state(request: Request) -> WebState:

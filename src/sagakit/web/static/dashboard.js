@@ -142,6 +142,6 @@
       if (!dialogOpen() && !typing) {
         window.location.reload();
       }
-    }, 3000);
+    }, 5000);
   }
 })();
