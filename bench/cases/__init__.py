@@ -1,0 +1,25 @@
+"""The benchmark cases, by name. Each takes a ``CaseContext`` and returns a JSON-able dict."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bench.cases.baseline import baseline_run
+from bench.cases.dbos_run import dbos_run
+from bench.cases.floor import floor_concurrent, floor_sequential
+from bench.cases.memory import memory
+from bench.cases.paired import step_cost_paired
+from bench.cases.recovery import recovery
+from bench.cases.sagakit_run import sagakit_run
+
+CASES: dict[str, Callable[..., Any]] = {
+    "floor.sequential": floor_sequential,
+    "floor.concurrent": floor_concurrent,
+    "sagakit.run": sagakit_run,
+    "sagakit.step_cost_paired": step_cost_paired,
+    "dbos.run": dbos_run,
+    "baseline.run": baseline_run,
+    "recovery": recovery,
+    "memory": memory,
+}

@@ -1,0 +1,163 @@
+"""What a run measures: the sizes for ``--quick`` and full mode, and the list of cases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+#: The groups ``--only`` can pick, in the order they run.
+GROUPS = ("floor", "sagakit", "dbos", "baseline", "recovery", "memory")
+
+#: sagakit in-flight levels; 64 matches the recovery worker's concurrency.
+SAGAKIT_IN_FLIGHT = (1, 16, 64, 256)
+DBOS_IN_FLIGHT = (1, 50)
+BASELINE_SHAPES = (("async", 1), ("sync", 1), ("async", 16))
+RECOVERY_WORKERS = 64
+MEMORY_IN_FLIGHT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How many commits or sagas each case runs."""
+
+    floor_commits: int
+    sagakit_sequential: int
+    sagakit_concurrent: int
+    dbos_sequential: int
+    dbos_concurrent: int
+    baseline_sequential: int
+    baseline_concurrent: int
+    paired_rounds: int
+    paired_sagas_per_round: int
+    recovery_sagas: int
+    memory_small: int
+    memory_large: int
+    warmup: int
+    #: SQLite journals DBOS runs on: "wal" (as sagakit) and "default" (as DBOS ships).
+    dbos_journals: tuple[str, ...] = ("wal", "default")
+
+
+FULL = Sizes(
+    floor_commits=3000,
+    sagakit_sequential=1000,
+    sagakit_concurrent=5000,
+    dbos_sequential=300,
+    dbos_concurrent=600,
+    baseline_sequential=1000,
+    baseline_concurrent=2000,
+    paired_rounds=12,
+    paired_sagas_per_round=50,
+    recovery_sagas=10_000,
+    memory_small=10_000,
+    memory_large=100_000,
+    warmup=50,
+)
+
+QUICK = Sizes(
+    floor_commits=200,
+    sagakit_sequential=100,
+    sagakit_concurrent=300,
+    dbos_sequential=30,
+    dbos_concurrent=60,
+    baseline_sequential=100,
+    baseline_concurrent=100,
+    paired_rounds=4,
+    paired_sagas_per_round=10,
+    recovery_sagas=300,
+    memory_small=300,
+    memory_large=1000,
+    warmup=10,
+    dbos_journals=("wal",),
+)
+
+
+def sizes_for(
+    *,
+    quick: bool,
+    sagas: int | None = None,
+    recovery_sagas: int | None = None,
+    memory_sagas: tuple[int, int] | None = None,
+) -> Sizes:
+    """Return the sizes for the mode, with command-line overrides applied."""
+    sizes = QUICK if quick else FULL
+    if sagas is not None:
+        sizes = replace(
+            sizes,
+            sagakit_sequential=sagas,
+            sagakit_concurrent=sagas,
+            dbos_sequential=sagas,
+            dbos_concurrent=sagas,
+            baseline_sequential=sagas,
+            baseline_concurrent=sagas,
+        )
+    if recovery_sagas is not None:
+        sizes = replace(sizes, recovery_sagas=recovery_sagas)
+    if memory_sagas is not None:
+        sizes = replace(sizes, memory_small=memory_sagas[0], memory_large=memory_sagas[1])
+    return sizes
+
+
+@dataclass(frozen=True, slots=True)
+class CaseSpec:
+    """One case to run in its own process, and where its result goes in the report."""
+
+    group: str
+    label: str
+    case: str
+    params: dict[str, Any]
+
+
+def build_plan(sizes: Sizes, groups: tuple[str, ...]) -> list[CaseSpec]:
+    """Return the cases of ``groups`` in run order."""
+    w = sizes.warmup
+    plan: list[CaseSpec] = []
+    if "floor" in groups:
+        n = sizes.floor_commits
+        plan += [
+            CaseSpec("floor", "sequential", "floor.sequential", {"commits": n}),
+            CaseSpec("floor", "concurrent_32_connections", "floor.concurrent", {"commits": n}),
+            CaseSpec(
+                "floor",
+                "concurrent_32_shared_connection",
+                "floor.concurrent",
+                {"commits": n, "shared": True},
+            ),
+        ]
+    if "sagakit" in groups:
+        for k in SAGAKIT_IN_FLIGHT:
+            n = sizes.sagakit_sequential if k == 1 else sizes.sagakit_concurrent
+            params: dict[str, Any] = {"sagas": n, "in_flight": k, "warmup": w}
+            plan.append(CaseSpec("sagakit", f"in_flight_{k}", "sagakit.run", params))
+        paired = {"rounds": sizes.paired_rounds, "sagas_per_round": sizes.paired_sagas_per_round}
+        plan.append(CaseSpec("sagakit", "step_cost_paired", "sagakit.step_cost_paired", paired))
+    if "dbos" in groups:
+        for journal in sizes.dbos_journals:
+            for mode in ("sync", "async"):
+                for k in DBOS_IN_FLIGHT:
+                    n = sizes.dbos_sequential if k == 1 else sizes.dbos_concurrent
+                    params = {"sagas": n, "in_flight": k, "warmup": w, "mode": mode}
+                    label = f"{mode}_{journal}_in_flight_{k}"
+                    plan.append(CaseSpec("dbos", label, "dbos.run", {**params, "journal": journal}))
+    if "baseline" in groups:
+        for mode, k in BASELINE_SHAPES:
+            n = sizes.baseline_sequential if k == 1 else sizes.baseline_concurrent
+            params = {"sagas": n, "in_flight": k, "warmup": w, "mode": mode}
+            plan.append(CaseSpec("baseline", f"{mode}_in_flight_{k}", "baseline.run", params))
+    if "recovery" in groups:
+        for shape in ("midway", "pending"):
+            params = {"sagas": sizes.recovery_sagas, "workers": RECOVERY_WORKERS, "shape": shape}
+            plan.append(CaseSpec("recovery", shape, "recovery", params))
+    if "memory" in groups:
+        params = {
+            "small": sizes.memory_small,
+            "large": sizes.memory_large,
+            "warmup": max(sizes.memory_small // 10, 1),
+            "in_flight": MEMORY_IN_FLIGHT,
+        }
+        plan.append(CaseSpec("memory", "rss", "memory", params))
+    if "floor" in groups and len(plan) > 3:
+        # The same floor again at the end: fsync cost drifts on shared disks, so the floor
+        # used in ratios is the mean of both and the drift between them is reported.
+        n = sizes.floor_commits
+        plan.append(CaseSpec("floor", "sequential_repeat", "floor.sequential", {"commits": n}))
+    return plan
