@@ -8,7 +8,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import Insert, text
+from sqlalchemy import Connection, Insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,12 +42,11 @@ class PostgresStore(SqlStore):
             if found.first() is None:
                 await conn.execute(text(f'CREATE SCHEMA "{self.tables.schema}"'))
 
-    async def _after_batch(self, conn: AsyncConnection, applied: list[_Write]) -> None:
-        if any(
-            w.expected_version is None and w.record.status == SagaStatus.PENDING for w in applied
-        ):
+    def _after_batch(self, conn: Connection, applied: list[_Write]) -> None:
+        pending = SagaStatus.PENDING.value
+        if any(w.expected_version is None and w.params["status"] == pending for w in applied):
             # delivered at commit, so a listener never sees a saga that is not there yet
-            await conn.execute(text("SELECT pg_notify(:c, '')"), {"c": self.channel})
+            conn.execute(text("SELECT pg_notify(:c, '')"), {"c": self.channel})
 
     async def subscribe(self, callback: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
         """Call ``callback`` whenever a saga is started anywhere; return the unsubscriber."""

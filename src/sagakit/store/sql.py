@@ -12,14 +12,15 @@ import asyncio
 import builtins
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Insert,
     Select,
+    Update,
     and_,
     bindparam,
     event,
@@ -29,18 +30,20 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import ConcurrencyError, StoreError, StoreUnavailable
-from ..status import ARCHIVABLE, RUNNABLE, Reason, SagaStatus
+from ..status import ARCHIVABLE, RUNNABLE, TERMINAL, Reason, SagaStatus
 from . import migrate as migrations
 from .base import SagaStore
 from .records import OutboxMessage, SagaEvent, SagaQuery, SagaRecord
 from .schema import SagaTables, build_tables
 
 log = logging.getLogger("sagakit.store")
+
+_T = TypeVar("_T")
 
 #: Columns a checkpoint rewrites; identity columns (id, type, kind, created_at) never change.
 _MUTABLE = (
@@ -79,7 +82,10 @@ _EVENT_COLUMNS = (
     "source_ip",
     "reason",
 )
+_FINISHED = frozenset(s.value for s in TERMINAL)
 _MAX_BATCH = 256
+#: How many sagas' last written rows are remembered to write only what changed.
+_MAX_REMEMBERED = 20_000
 #: What a driver raises for a database problem; socket errors can escape unwrapped on connect.
 _DRIVER_ERRORS = (DBAPIError, OSError, TimeoutError)
 #: SQLSTATE classes that mean "the server is going away or not there yet": retry later.
@@ -88,13 +94,19 @@ _TRANSIENT_SQLSTATES = ("08", "57P", "53", "40001", "40P01")
 
 @dataclass(slots=True)
 class _Write:
-    """One queued checkpoint (or creation) waiting for the next group commit."""
+    """One queued checkpoint (or creation) waiting for the next group commit.
 
-    record: SagaRecord
+    Its row parameters are taken when it is queued, so the caller may go on changing
+    the record (the engine replaces ``data`` rather than mutating it).
+    """
+
+    saga_id: str
     expected_version: int | None  # None: create
+    params: dict[str, Any]
     events: Sequence[SagaEvent]
     outbox: Sequence[OutboxMessage]
     future: asyncio.Future[bool] = field(repr=False)
+    columns: tuple[str, ...] = _MUTABLE  # the columns this checkpoint changes
 
 
 class _IsolateWrites(Exception):
@@ -177,7 +189,7 @@ class SqlStore(SagaStore):
     async def _after_schema(self, conn: AsyncConnection) -> None:
         """Release what ``_prepare_schema`` took, if the transaction end does not."""
 
-    async def _after_batch(self, conn: AsyncConnection, applied: list[_Write]) -> None:
+    def _after_batch(self, conn: Connection, applied: list[_Write]) -> None:
         """Run inside a group commit's transaction after its writes (PostgreSQL: NOTIFY)."""
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -240,14 +252,19 @@ class SqlStore(SagaStore):
             .where(t.c.id == bindparam("b_id"), t.c.version == bindparam("b_expected"))
             .values({name: bindparam(name) for name in _MUTABLE})
         )
+        self._updates: dict[tuple[str, ...], Update] = {_MUTABLE: self._update}
+        self._written: dict[str, dict[str, Any]] = {}
         self._insert_event = insert(self.tables.events)
+        self._insert_ignore_statement = self._insert_ignore()
         self._insert_outbox = insert(self.tables.outbox)
 
     async def create(
         self, record: SagaRecord, events: Sequence[SagaEvent] = ()
     ) -> tuple[SagaRecord, bool]:
-        created = await self._enqueue(_Write(record, None, events, (), self._future()))
+        params = record_params(record)
+        created = await self._enqueue(_Write(record.id, None, params, events, (), self._future()))
         if created:
+            self._remember(record.id, params)
             return record.copy(), True
         existing = await self.get(record.id)
         if existing is None:  # pragma: no cover - deleted between the two statements
@@ -262,7 +279,32 @@ class SqlStore(SagaStore):
         events: Sequence[SagaEvent] = (),
         outbox: Sequence[OutboxMessage] = (),
     ) -> None:
-        await self._enqueue(_Write(record.copy(), expected_version, events, outbox, self._future()))
+        params = record_params(record)
+        params["b_id"] = record.id
+        params["b_expected"] = expected_version
+        columns: tuple[str, ...] = _MUTABLE
+        before = self._written.get(record.id)
+        if before is not None and before["version"] == expected_version:
+            # The version check guarantees the row still holds what we last wrote, so only
+            # the changed columns need writing: fewer index entries and WAL pages touched.
+            columns = tuple(name for name in _MUTABLE if params[name] != before[name])
+        write = _Write(record.id, expected_version, params, events, outbox, self._future())
+        write.columns = columns
+        try:
+            await self._enqueue(write)
+        except ConcurrencyError:
+            self._written.pop(record.id, None)
+            raise
+        self._remember(record.id, params)
+
+    def _remember(self, saga_id: str, params: dict[str, Any]) -> None:
+        """Keep the row as written, while the saga may still be checkpointed by us."""
+        if params["status"] in _FINISHED or params["lease_owner"] is None:
+            self._written.pop(saga_id, None)
+            return
+        if len(self._written) >= _MAX_REMEMBERED:
+            self._written.clear()
+        self._written[saga_id] = params
 
     def _future(self) -> asyncio.Future[bool]:
         return asyncio.get_running_loop().create_future()
@@ -300,9 +342,9 @@ class SqlStore(SagaStore):
         try:
             async with self._writer_lock:
                 try:
-                    outcomes = await self._write_batch(batch, row_by_row=False)
+                    outcomes = await self._in_writer(self._write_batch, batch, False)
                 except _BatchConflict:
-                    outcomes = await self._write_batch(batch, row_by_row=True)
+                    outcomes = await self._in_writer(self._write_batch, batch, True)
         except Exception as e:  # every waiter must hear of a failed commit
             if isolate and not isinstance(e, StoreUnavailable | OperationalError):
                 raise _IsolateWrites() from e
@@ -321,64 +363,83 @@ class SqlStore(SagaStore):
             if write.expected_version is not None and not applied:
                 write.future.set_exception(
                     ConcurrencyError(
-                        f"saga {write.record.id!r} is no longer at version "
+                        f"saga {write.saga_id!r} is no longer at version "
                         f"{write.expected_version}; another writer changed it"
                     )
                 )
             else:
                 write.future.set_result(applied)
 
-    async def _write_batch(self, batch: list[_Write], *, row_by_row: bool) -> builtins.list[bool]:
+    async def _in_writer(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(connection, *args)`` on the writer connection (SQLite: in its thread)."""
         conn = await self._writer_connection()
+        return await conn.run_sync(fn, *args)
+
+    def _write_batch(
+        self, conn: Connection, batch: list[_Write], row_by_row: bool
+    ) -> builtins.list[bool]:
+        """Write a batch of creations and checkpoints in one transaction."""
         outcomes: list[bool] = []
-        async with conn.begin():
-            creates = [w for w in batch if w.expected_version is None]
-            saves = [w for w in batch if w.expected_version is not None]
-            created: dict[int, bool] = {}
-            for write in creates:
-                result = await conn.execute(self._insert_ignore(), record_params(write.record))
-                self.statements += 1
-                created[id(write)] = result.rowcount == 1
-            updated = await self._apply_updates(conn, saves, row_by_row)
+        with conn.begin():
+            insert_ignore = self._insert_ignore_statement
             for write in batch:
-                outcomes.append(
-                    created[id(write)] if write.expected_version is None else updated[id(write)]
-                )
+                if write.expected_version is None:
+                    result = conn.execute(insert_ignore, write.params)
+                    self.statements += 1
+                    outcomes.append(result.rowcount == 1)
+                else:
+                    outcomes.append(False)
+            saves = [i for i, w in enumerate(batch) if w.expected_version is not None]
+            for i, ok in self._apply_updates(conn, [batch[i] for i in saves], row_by_row):
+                outcomes[saves[i]] = ok
             applied = [w for w, ok in zip(batch, outcomes, strict=True) if ok]
             events = [event_params(e) for w in applied for e in w.events]
             if events:
-                await conn.execute(self._insert_event, events)
+                conn.execute(self._insert_event, events)
                 self.statements += 1
             messages = [self._outbox_params(m) for w in applied for m in w.outbox]
             if messages:
-                await conn.execute(self._insert_outbox, messages)
+                conn.execute(self._insert_outbox, messages)
                 self.statements += 1
-            await self._after_batch(conn, applied)
+            self._after_batch(conn, applied)
         self.commits += 1
         return outcomes
 
-    async def _apply_updates(
-        self, conn: AsyncConnection, saves: list[_Write], row_by_row: bool
-    ) -> dict[int, bool]:
+    def _apply_updates(
+        self, conn: Connection, saves: list[_Write], row_by_row: bool
+    ) -> builtins.list[tuple[int, bool]]:
         if not saves:
-            return {}
-        params = [
-            {**record_params(w.record), "b_id": w.record.id, "b_expected": w.expected_version}
-            for w in saves
-        ]
+            return []
         multi = len(saves) > 1 and not row_by_row and conn.dialect.supports_sane_multi_rowcount
         if multi:
-            result = await conn.execute(self._update, params)
+            groups: dict[tuple[str, ...], list[_Write]] = {}
+            for write in saves:
+                groups.setdefault(write.columns, []).append(write)
+            for columns, writes in groups.items():
+                result = conn.execute(self._update_of(columns), [w.params for w in writes])
+                self.statements += 1
+                if result.rowcount != len(writes):
+                    raise _BatchConflict()
+            return [(i, True) for i in range(len(saves))]
+        updated = []
+        for i, write in enumerate(saves):
+            result = conn.execute(self._update_of(write.columns), write.params)
             self.statements += 1
-            if result.rowcount != len(saves):
-                raise _BatchConflict()
-            return {id(w): True for w in saves}
-        updated: dict[int, bool] = {}
-        for write, row in zip(saves, params, strict=True):
-            result = await conn.execute(self._update, row)
-            self.statements += 1
-            updated[id(write)] = result.rowcount == 1
+            updated.append((i, result.rowcount == 1))
         return updated
+
+    def _update_of(self, columns: tuple[str, ...]) -> Update:
+        """The checkpoint UPDATE that sets ``columns`` (cached per column set)."""
+        statement = self._updates.get(columns)
+        if statement is None:
+            t = self.tables.instances
+            statement = (
+                update(t)
+                .where(t.c.id == bindparam("b_id"), t.c.version == bindparam("b_expected"))
+                .values({name: bindparam(name) for name in columns})
+            )
+            self._updates[columns] = statement
+        return statement
 
     @staticmethod
     def _outbox_params(message: OutboxMessage) -> dict[str, Any]:
@@ -434,24 +495,36 @@ class SqlStore(SagaStore):
                 # Look before taking the single write lock: idle polling never blocks writers.
                 return []
             async with self._writer_lock:
-                conn = await self._writer_connection()
-                async with conn.begin():
-                    return await self._claim_rows(conn, query, owner, now, lease_until)
+                claimed = await self._in_writer(self._claim_rows, query, owner, now, lease_until)
+            for record in claimed:
+                self._remember(record.id, record_params(record))
+            return claimed
         except _DRIVER_ERRORS as e:
             error = self._translate(e, "claiming sagas")
             if isinstance(error, StoreUnavailable):
                 await self._reset_writer()
             raise error from e
 
-    async def _claim_rows(
+    def _claim_rows(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         query: Select[Any],
         owner: str,
         now: datetime,
         lease_until: datetime,
     ) -> builtins.list[SagaRecord]:
-        claimed = [record_from_row(row) for row in (await conn.execute(query)).all()]
+        with conn.begin():
+            return self._lease_rows(conn, query, owner, now, lease_until)
+
+    def _lease_rows(
+        self,
+        conn: Connection,
+        query: Select[Any],
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> builtins.list[SagaRecord]:
+        claimed = [record_from_row(row) for row in conn.execute(query).all()]
         params = []
         for record in claimed:
             expected = record.version
@@ -462,7 +535,7 @@ class SqlStore(SagaStore):
             record.updated_at = now
             params.append({**record_params(record), "b_id": record.id, "b_expected": expected})
         if params:
-            await conn.execute(self._update, params)
+            conn.execute(self._update, params)
             self.statements += 1
         return claimed
 
@@ -651,10 +724,11 @@ class SqlStore(SagaStore):
         return any(marker in lowered for marker in self.transient_markers)
 
 
-def attach_sqlite_setup(engine: AsyncEngine) -> None:
+def attach_sqlite_setup(engine: AsyncEngine | Engine) -> None:
     """Put SQLite connections in WAL mode and make write transactions take the lock at BEGIN."""
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # pysqlite's own transaction handling begins lazily and deferred; take it over so
         # that writers lock at BEGIN (no upgrade deadlocks between processes).
@@ -665,7 +739,7 @@ def attach_sqlite_setup(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         read_only = conn.get_execution_options().get("sagakit_read_only", False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -1,19 +1,43 @@
-"""SQLite specifics of the SQL store: WAL, one writer, ``INSERT … ON CONFLICT DO NOTHING``."""
+"""SQLite specifics of the SQL store: WAL, one writer, ``INSERT … ON CONFLICT DO NOTHING``.
+
+Checkpoints are written by one dedicated thread holding a plain (synchronous) connection:
+a whole group commit — BEGIN, the updates, the history rows, COMMIT — is one hand-off
+from the event loop instead of one per statement, and SQLAlchemy's parameter processing
+runs off the loop.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from sqlalchemy import Insert, Select
+from sqlalchemy import Connection, Insert, Select, create_engine
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .sql import SqlStore, attach_sqlite_setup
+
+_T = TypeVar("_T")
 
 
 class SqliteStore(SqlStore):
     """The embedded default store: one file, many readers, one writer at a time."""
 
     locks_rows = False
+
+    def __init__(self, engine: AsyncEngine, **kwargs: Any) -> None:
+        super().__init__(engine, **kwargs)
+        database = engine.url.database
+        self._threaded = bool(database) and database != ":memory:"
+        self._thread: ThreadPoolExecutor | None = None
+        self._sync_conn: Connection | None = None
+        self._sync_engine = None
+        if self._threaded:
+            self._sync_engine = create_engine(engine.url.set(drivername="sqlite+pysqlite"))
+            attach_sqlite_setup(self._sync_engine)
 
     def _configure_engine(self) -> None:
         attach_sqlite_setup(self.engine)
@@ -24,3 +48,40 @@ class SqliteStore(SqlStore):
     def _lock_candidates(self, query: Select[Any]) -> Select[Any]:
         # BEGIN IMMEDIATE already holds the database's single write lock.
         return query
+
+    async def _in_writer(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if not self._threaded:
+            return await super()._in_writer(fn, *args)
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="sagakit-sqlite-writer")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._call, fn, args)
+
+    def _call(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T:
+        if self._sync_conn is None:
+            assert self._sync_engine is not None
+            self._sync_conn = self._sync_engine.connect()
+        return fn(self._sync_conn, *args)
+
+    def _drop_sync_connection(self) -> None:
+        if self._sync_conn is not None:
+            with contextlib.suppress(Exception):
+                self._sync_conn.close()
+            self._sync_conn = None
+
+    async def _reset_writer(self) -> None:
+        await super()._reset_writer()
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                self._thread, self._drop_sync_connection
+            )
+
+    async def close(self) -> None:
+        await super().close()
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                self._thread, self._drop_sync_connection
+            )
+            self._thread.shutdown(wait=True)
+            self._thread = None
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
