@@ -63,3 +63,31 @@ async def test_schema_is_created_by_migrations_and_versioned(tmp_path: Path) -> 
     again = sk.open_store(f"sqlite:///{tmp_path}/m.db")
     await again.open()
     await again.close()
+
+
+def test_settings_come_from_the_url_then_sagakit_variables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SAGAKIT_SCHEMA", "from_env")
+    monkeypatch.setenv("SCHEMA", "not_ours")
+    monkeypatch.setenv("SAGAKIT_POOL_SIZE", "3")
+    from sagakit.store.sql import SqlStore
+
+    store = sk.open_store("postgresql://u:pw@127.0.0.1/db")
+    assert isinstance(store, SqlStore)
+    assert store.tables.schema == "from_env"
+    assert store.engine.pool.size() == 3  # type: ignore[attr-defined]
+    store = sk.open_store("postgresql://u:pw@127.0.0.1/db?schema=from_url&pool_size=7")
+    assert isinstance(store, SqlStore)
+    assert store.tables.schema == "from_url"
+    assert "pool_size" not in str(store.engine.url)  # not passed on to the driver
+    lite = sk.open_store(f"sqlite:///{tmp_path}/p.db?prefix=app_")
+    assert isinstance(lite, SqlStore)
+    assert lite.tables.instances.name == "app_saga_instances"
+
+
+def test_bad_settings_name_the_field() -> None:
+    with pytest.raises(sk.ConfigurationError, match="pool_size"):
+        sk.open_store("postgresql://u@127.0.0.1/db?pool_size=zero")
+    with pytest.raises(sk.ConfigurationError, match="db_schema"):
+        sk.open_store("postgresql://u@127.0.0.1/db?schema=bad-name;drop")

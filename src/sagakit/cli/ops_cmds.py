@@ -76,6 +76,7 @@ def stuck(
                     json.dumps(
                         {
                             "id": r.id,
+                            "saga_type": r.saga_type,
                             "status": r.status.value,
                             "step": r.current_step,
                             "updated_at": r.updated_at.isoformat(),
@@ -127,7 +128,8 @@ def health(
     else:
         mark = "[green]ok[/green]" if result.ok else "[red]DOWN[/red]"
         console.print(
-            f"{mark} {result.store} latency={result.latency_ms}ms pool={result.pool} "
+            f"{mark} {result.store} latency="
+            f"{'n/a' if result.latency_ms is None else f'{result.latency_ms}ms'} pool={result.pool} "
             f"stuck={result.stuck} failed={result.failed}"
             + (f" error={result.error}" if result.error else ""),
             highlight=False,
@@ -291,7 +293,7 @@ def backup(
 ) -> None:
     """Write a consistent copy of an SQLite store while workers run (SQLite online backup).
 
-    For PostgreSQL use: pg_dump --format=custom --table='saga_*' DBNAME > sagas.dump
+    For PostgreSQL use: pg_dump --format=custom --schema=SCHEMA DBNAME > sagas.dump
     Example: sagakit backup --db sqlite:///sagas.db --out sagas-backup.db
     """
     store = open_store(db)
@@ -299,9 +301,12 @@ def backup(
     if engine is None or engine.url.get_backend_name() != "sqlite":
         errors.print(
             "[red]error:[/red] backup copies SQLite stores; for PostgreSQL run "
-            "pg_dump --format=custom --table='saga_*' DBNAME > sagas.dump, for MariaDB "
-            "mariadb-dump DBNAME 'saga_%'",
+            "pg_dump --format=custom --schema=SCHEMA DBNAME > sagas.dump (or --table='saga_*' "
+            "--table=sagakit_alembic_version in the public schema); for MariaDB run "
+            "mariadb-dump DBNAME saga_instances saga_events saga_outbox saga_inbox "
+            "sagakit_alembic_version > sagas.sql",
             highlight=False,
+            markup=True,
         )
         raise typer.Exit(1)
     source_path = engine.url.database

@@ -31,7 +31,7 @@ def serve(
     workers: Annotated[
         int | None,
         typer.Option(
-            min=0, help="Sagas run at once in this process [default: 4 with --app, else 0]."
+            min=0, help="Sagas run at once in this process (default: 4 with --app, else 0)."
         ),
     ] = None,
     migrate: Annotated[bool, typer.Option(help="Create/upgrade the schema on start.")] = True,

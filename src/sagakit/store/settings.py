@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL
 
@@ -27,7 +27,10 @@ class StoreSettings(BaseSettings):
     statement_timeout: float = Field(30.0, ge=0, description="seconds per statement; 0: none")
     table_prefix: str = Field("", max_length=30, pattern=r"^[A-Za-z0-9_]*$")
     db_schema: str | None = Field(
-        None, alias="schema", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="PostgreSQL schema"
+        None,
+        validation_alias=AliasChoices("db_schema", "SAGAKIT_SCHEMA"),
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="PostgreSQL schema",
     )
 
     @classmethod
@@ -38,6 +41,11 @@ class StoreSettings(BaseSettings):
         query = {k: v for k, v in url.query.items() if k in ours}
         if "prefix" in query:
             query["table_prefix"] = query.pop("prefix")
+        if "schema" in query:
+            query["db_schema"] = query.pop("schema")
+        if overrides.get("schema") is not None:
+            overrides["db_schema"] = overrides.pop("schema")
+        overrides.pop("schema", None)
         values = {**query, **{k: v for k, v in overrides.items() if v not in (None, "")}}
         try:
             settings = cls(**values)

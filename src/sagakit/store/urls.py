@@ -121,6 +121,8 @@ def open_store(url: str | None = None, *, prefix: str = "", schema: str | None =
         from .sqlite import SqliteStore
 
         database = _sqlite_path(redact(url), parsed.database)
+        settings, parsed = StoreSettings.from_url(parsed, table_prefix=prefix)
+        prefix = settings.table_prefix
         target = parsed.set(drivername="sqlite+aiosqlite", database=database)
         if database == ":memory:":
             # One shared connection, or every pooled connection would see its own empty DB.
