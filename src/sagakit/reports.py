@@ -56,11 +56,9 @@ async def stats(store: SagaStore, *, sample: int = DURATION_SAMPLE) -> SagaStats
     """Summarise the store: how many sagas are where, how often they succeed, how long."""
     by_status = {s.value: n for s, n in (await store.count_by_status()).items()}
     finished = await store.list(SagaQuery(statuses=tuple(TERMINAL), limit=sample))
-    everything = await store.list(SagaQuery(limit=sample))
     by_type: dict[str, dict[str, int]] = {}
-    for record in everything:
-        counts = by_type.setdefault(record.saga_type, {})
-        counts[record.status.value] = counts.get(record.status.value, 0) + 1
+    for (saga_type, status), n in (await store.count_by_type()).items():
+        by_type.setdefault(saga_type, {})[status.value] = n
     done = by_status.get("COMPLETED", 0)
     ended = sum(by_status.get(s.value, 0) for s in TERMINAL)
     durations = [

@@ -12,14 +12,13 @@ registers nothing; each :class:`SagaMetrics` owns its metrics in its own registr
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
 from ..engine import describe_error
 from ..hooks import SagaHooks
 from ..reports import ACTIVE
 from ..status import SagaStatus
 from ..store.base import SagaStore
-from ..store.records import SagaQuery, SagaRecord
+from ..store.records import SagaRecord
 
 try:
     import prometheus_client
@@ -71,21 +70,12 @@ _PAGE = 500
 
 
 async def count_active_by_type(store: SagaStore, *, page: int = _PAGE) -> dict[str, int]:
-    """Count PENDING, RUNNING and COMPENSATING sagas per saga type, reading ``page`` rows a query.
-
-    The store port only counts by status, so this pages through the in-flight sagas with
-    the keyset cursor: its cost grows with how many sagas are in flight, not with history.
-    """
+    """Count PENDING, RUNNING and COMPENSATING sagas per saga type (one GROUP BY on SQL)."""
     counts: dict[str, int] = {}
-    before: tuple[datetime, str] | None = None
-    while True:
-        batch = await store.list(SagaQuery(statuses=ACTIVE, before=before, limit=page))
-        for record in batch:
-            counts[record.saga_type] = counts.get(record.saga_type, 0) + 1
-        if len(batch) < page:
-            return counts
-        last = batch[-1]
-        before = (last.created_at, last.id)
+    for (saga_type, status), n in (await store.count_by_type()).items():
+        if status in ACTIVE:
+            counts[saga_type] = counts.get(saga_type, 0) + n
+    return counts
 
 
 def _saga_seconds(saga: SagaRecord, seconds: float | None) -> float | None:

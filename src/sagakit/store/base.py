@@ -113,6 +113,22 @@ class SagaStore(ABC):
         """
         return None
 
+    async def count_by_type(self) -> dict[tuple[str, SagaStatus], int]:
+        """Return how many sagas of each type are in each status.
+
+        The default pages through every saga; SQL stores answer with one GROUP BY.
+        """
+        counts: dict[tuple[str, SagaStatus], int] = {}
+        before: tuple[datetime, str] | None = None
+        while True:
+            page = await self.list(SagaQuery(before=before, limit=1000))
+            for record in page:
+                key = (record.saga_type, record.status)
+                counts[key] = counts.get(key, 0) + 1
+            if len(page) < 1000:
+                return counts
+            before = (page[-1].created_at, page[-1].id)
+
     async def next_due(self, now: datetime) -> datetime | None:
         """Return when the next saga becomes claimable, if known (for a worker's sleep)."""
         return None

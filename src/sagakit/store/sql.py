@@ -656,6 +656,16 @@ class SqlStore(SagaStore):
         rows = await self._read(select(t.c.status, func.count()).group_by(t.c.status))
         return {SagaStatus(status): int(n) for status, n in (tuple(row) for row in rows)}
 
+    async def count_by_type(self) -> dict[tuple[str, SagaStatus], int]:
+        t = self.tables.instances
+        rows = await self._read(
+            select(t.c.saga_type, t.c.status, func.count()).group_by(t.c.saga_type, t.c.status)
+        )
+        return {
+            (saga_type, SagaStatus(status)): int(n)
+            for saga_type, status, n in (tuple(row) for row in rows)
+        }
+
     async def next_due(self, now: datetime) -> datetime | None:
         t = self.tables.instances
         active = t.c.status.in_([s.value for s in RUNNABLE])

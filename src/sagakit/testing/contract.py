@@ -266,6 +266,12 @@ class StoreContract:
         assert {r.id for r in newer} == {"id-2_x", "id-3_x"}
         counts = await store.count_by_status()
         assert counts[SagaStatus.FAILED] == 2 and counts[SagaStatus.RUNNING] == 1
+        assert await store.count_by_type() == {
+            ("order", SagaStatus.COMPLETED): 1,
+            ("order", SagaStatus.FAILED): 1,
+            ("refund", SagaStatus.FAILED): 1,
+            ("order", SagaStatus.RUNNING): 1,
+        }
 
     # -- claiming and leases --------------------------------------------------------------
 
