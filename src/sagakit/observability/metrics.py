@@ -65,11 +65,7 @@ EXPOSED: tuple[str, ...] = (
     "saga_retries_total",
 )
 
-#: Rows read per query when counting in-flight sagas by type.
-_PAGE = 500
-
-
-async def count_active_by_type(store: SagaStore, *, page: int = _PAGE) -> dict[str, int]:
+async def count_active_by_type(store: SagaStore) -> dict[str, int]:
     """Count PENDING, RUNNING and COMPENSATING sagas per saga type (one GROUP BY on SQL)."""
     counts: dict[str, int] = {}
     for (saga_type, status), n in (await store.count_by_type()).items():
