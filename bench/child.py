@@ -1,9 +1,9 @@
 """Run one case in this interpreter and print its result as one JSON line.
 
-``python -m bench.child '{"case": "...", "backend": "sqlite", "params": {...}}'``. Each
-case runs in a fresh process so that one contender's threads, caches, singletons (DBOS)
-and memory never colour another's numbers. The case's temporary directory is removed
-afterwards.
+``python -m bench.child '{"case": "...", "backend": "sqlite", "prefix": "...", "params":
+{...}}'``. Each case runs in a fresh process so that one contender's threads, caches,
+singletons (DBOS) and memory never colour another's numbers. The case's databases
+(PostgreSQL schemas) and temporary directory are removed afterwards.
 """
 
 from __future__ import annotations
@@ -29,12 +29,20 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the case ``spec`` describes in a fresh temporary directory; return its result."""
     backend = get_backend(spec["backend"])
     workdir = Path(tempfile.mkdtemp(prefix="sagakit-bench-", dir=spec.get("tmp_root")))
-    ctx = CaseContext(backend=backend, workdir=workdir, params=dict(spec.get("params", {})))
+    ctx = CaseContext(
+        backend=backend,
+        workdir=workdir,
+        params=dict(spec.get("params", {})),
+        prefix=spec.get("prefix", "skb"),
+    )
     try:
         fn = CASES[spec["case"]]
         result = asyncio.run(fn(ctx)) if inspect.iscoroutinefunction(fn) else fn(ctx)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            ctx.drop_databases()
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     return dict(result)
 
 

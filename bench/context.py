@@ -1,7 +1,8 @@
-"""What a case gets: its parameters and a fresh database in its own temporary directory."""
+"""What a case gets: its parameters and fresh databases, removed when the case ends."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,17 +12,29 @@ from bench.backends import Backend, Database
 
 @dataclass(slots=True)
 class CaseContext:
-    """Parameters of one case run, and where its databases go."""
+    """Parameters of one case run, and where its databases go.
+
+    ``prefix`` starts the name of every database the case makes (a schema name on
+    PostgreSQL), so that the parent can sweep up whatever a crashed case left behind.
+    """
 
     backend: Backend
     workdir: Path
     params: dict[str, Any] = field(default_factory=dict)
-    _made: int = 0
+    prefix: str = "skb"
+    made: list[Database] = field(default_factory=list)
 
     def database(self, label: str) -> Database:
         """Return a new, empty database for this case."""
-        self._made += 1
-        return self.backend.database(self.workdir, f"{label}-{self._made}")
+        name = re.sub(r"[^a-z0-9_]", "_", f"{self.prefix}_{label}_{len(self.made) + 1}".lower())
+        db = self.backend.database(self.workdir, name)
+        self.made.append(db)
+        return db
+
+    def drop_databases(self) -> None:
+        """Remove every database this case made."""
+        while self.made:
+            self.backend.drop(self.made.pop())
 
     def number(self, name: str) -> int:
         """Return the integer parameter ``name``."""

@@ -10,7 +10,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-_PACKAGES = ("sagakit", "dbos", "sqlalchemy", "aiosqlite", "psutil")
+from bench.backends import filesystem
+
+_PACKAGES = ("sagakit", "dbos", "sqlalchemy", "aiosqlite", "asyncpg", "psycopg", "psutil")
 
 
 def _cpu_model() -> str:
@@ -21,21 +23,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-def _filesystem(path: Path) -> str:
-    """Return the filesystem type and device holding ``path`` (fsync cost depends on it)."""
-    try:
-        import psutil  # type: ignore[import-untyped, unused-ignore]  # the bench extra
-    except ImportError:
-        return "unknown (psutil is not installed)"
-    best: Any = None
-    for part in psutil.disk_partitions(all=True):
-        if str(path).startswith(part.mountpoint) and (
-            best is None or len(part.mountpoint) > len(best.mountpoint)
-        ):
-            best = part
-    return f"{best.fstype} on {best.device} ({best.mountpoint})" if best else "unknown"
 
 
 def _memory_gib() -> float | None:
@@ -64,7 +51,7 @@ def describe(tmp_root: Path) -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "packages": {name: _version(name) for name in _PACKAGES},
         "database_dir": str(tmp_root),
-        "database_filesystem": _filesystem(tmp_root.resolve()),
+        "database_filesystem": filesystem(tmp_root.resolve()),
     }
 
 

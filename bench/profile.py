@@ -1,7 +1,8 @@
-"""Profile sagakit's sequential hot path: ``python -m bench.profile [--sagas N]``.
+"""Profile sagakit's sequential hot path: ``python -m bench.profile [--sagas N] [--backend B]``.
 
-Three views of the same workload (N sagas of 5 no-op steps, one after another, on a fresh
-SQLite file), each in this process:
+``--backend postgresql`` (with ``--in-flight K``) profiles the PostgreSQL store instead:
+see ``bench.profile_pg``. On SQLite, four views of the same workload (N sagas of 5 no-op
+steps, one after another, on a fresh SQLite file), each in this process:
 
 1. pyinstrument over the event-loop thread (every task, the store's flusher included),
    on the run with ``synchronous=OFF`` so the disk does not hide the rest: where the
@@ -38,11 +39,17 @@ from bench.workload import SAGA_NAME, STEPS, make_saga
 
 
 def _synchronous_off(rt: sk.Runtime) -> None:
-    @event.listens_for(rt.store.engine.sync_engine, "connect")  # type: ignore[attr-defined]
-    def _off(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA synchronous=OFF")
-        cursor.close()
+    # On every pool of the store's engines (it may write through a pysqlite engine of its
+    # own beside the aiosqlite one), after sagakit's own setup has turned it FULL.
+    store: Any = rt.store
+    engines = [store.engine.sync_engine, getattr(store, "_sync_engine", None)]
+    for engine in (e for e in engines if e is not None):
+
+        @event.listens_for(engine, "connect")
+        def _off(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA synchronous=OFF")
+            cursor.close()
 
 
 async def _run_sagas(path: Path, n: int, *, fsync: bool, profiler: Any = None) -> float:
@@ -172,9 +179,16 @@ async def profile(n: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     p.add_argument("--sagas", type=int, default=500)
+    p.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    p.add_argument("--in-flight", type=int, default=1, help="PostgreSQL: sagas at once")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
-    report = asyncio.run(profile(args.sagas))
+    if args.backend == "postgresql":
+        from bench.profile_pg import profile_postgresql
+
+        report = asyncio.run(profile_postgresql(args.sagas, args.in_flight))
+    else:
+        report = asyncio.run(profile(args.sagas))
     print(report)
     if args.out:
         args.out.write_text(report + "\n")

@@ -23,24 +23,46 @@ HERE = Path(__file__).resolve().parent
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
+_TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+def _database_line(name: str, db: dict[str, Any]) -> str:
+    settings = ", ".join(f"{k}={v}" for k, v in db.get("settings", {}).items())
+    return f"- {name}: {db['engine']} ({settings}); {db['where']}"
+
+
 def section(document: dict[str, Any]) -> str:
     meta = document["meta"]
     m = meta["machine"]
     source = meta.get("source", {})
     dirty = " (src/ had uncommitted changes)" if source.get("src_uncommitted_changes") else ""
+    backends: list[str] = meta.get("backends", list(document["results"]))
     lines = [
         f"Measured {meta['started_at']} ({meta['mode']} run, {meta['duration_s']:.0f} s), "
         f"sagakit at commit `{source.get('commit')}`{dirty}.",
         "",
         f"- machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, {m['platform']}",
-        f"- Python {m['python']}, SQLite {m['sqlite']}, "
-        + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v),
-        f"- databases: fresh temp directory per case on {m['database_filesystem']}",
-        "",
-        "```text",
-        full_report(document["results"], evaluate(document["results"])),
-        "```",
+        f"- Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v),
+        *(_database_line(name, meta["databases"][name]) for name in backends),
     ]
+    sizes = meta.get("sizes", {})
+    for name in backends[1:]:
+        differ = {
+            k: v for k, v in sizes.get(name, {}).items() if sizes.get(backends[0], {}).get(k) != v
+        }
+        if differ:
+            changes = ", ".join(f"{k}={v}" for k, v in differ.items())
+            lines.append(f"- sizes on {name} that differ from {backends[0]}: {changes}")
+    for name in backends:
+        results = document["results"][name]
+        lines += [
+            "",
+            f"### {_TITLES.get(name, name)}",
+            "",
+            "```text",
+            full_report(results, evaluate(results, name), name),
+            "```",
+        ]
     return "\n".join(lines)
 
 

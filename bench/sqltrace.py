@@ -1,9 +1,15 @@
-"""Count the SQL statements SQLite actually executes, via ``sqlite3``'s trace callback.
+"""Count the SQL statements a contender executes, the same way for every contender.
 
-The callback sees every statement the library steps, including ``BEGIN`` and ``COMMIT``
-issued by drivers, and one entry per row of an ``executemany``. It works the same for
-sagakit (aiosqlite), DBOS (pysqlite) and the hand-written baseline, so their counts are
-comparable.
+SQLite: ``sqlite3``'s trace callback, on every connection. It sees every statement the
+library steps, including ``BEGIN`` and ``COMMIT`` issued by drivers, and one entry per
+row of an ``executemany``. It works the same for sagakit (aiosqlite), DBOS (pysqlite)
+and the hand-written baseline.
+
+PostgreSQL: SQLAlchemy's ``before_cursor_execute`` and ``commit`` events (sagakit, DBOS
+and the baseline all reach the server through SQLAlchemy). An ``executemany`` counts one
+per row, as on SQLite (the server runs one execution per row); ``BEGIN`` is not seen
+(the drivers send it themselves), COMMIT is counted by the ``commit`` event. What does
+not go through SQLAlchemy is not counted: DBOS's LISTEN connection (it only listens).
 """
 
 from __future__ import annotations
@@ -11,14 +17,22 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 from sqlalchemy.util import await_
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+#: How each backend's statements are counted (goes into the JSON beside the counts).
+METHODS = {
+    "sqlite": "sqlite3 trace callback",
+    "postgresql": "SQLAlchemy cursor and commit events",
+}
 
 
 def _kind(sql: str) -> str:
@@ -42,32 +56,55 @@ class SqlTrace:
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
 
-    def __call__(self, sql: str) -> None:
+    def __call__(self, sql: str, times: int = 1) -> None:
         kind = _kind(sql)
         with self._lock:
-            self.counts[kind] += 1
+            self.counts[kind] += times
 
     def snapshot(self) -> Counter[str]:
         """Return a copy of the counts so far."""
         with self._lock:
             return Counter(self.counts)
 
-    def attach_async_engine(self, engine: AsyncEngine) -> None:
-        """Trace every connection an aiosqlite-backed SQLAlchemy engine opens from now on."""
+    def attach_everywhere(self, backend: str) -> None:
+        """Trace every statement any engine in this process runs from now on.
 
-        @event.listens_for(engine.sync_engine, "connect")
-        def _connect(dbapi_connection: Any, _record: Any) -> None:
-            # The adapted connection wraps an aiosqlite.Connection, whose own thread owns
-            # the sqlite3 connection: set the callback through aiosqlite's queue.
-            await_(dbapi_connection._connection.set_trace_callback(self))
-
-    def attach_all_sync_pools(self) -> None:
-        """Trace every pysqlite connection any SQLAlchemy pool opens from now on."""
+        Whatever engines a contender makes (sagakit's SQLite store, for one, writes
+        through a pysqlite engine of its own beside its aiosqlite one), they are all seen.
+        """
+        if backend != "sqlite":
+            self.attach_sqlalchemy(Engine)
+            return
 
         @event.listens_for(Pool, "connect")
         def _connect(dbapi_connection: Any, _record: Any) -> None:
             if isinstance(dbapi_connection, sqlite3.Connection):
                 dbapi_connection.set_trace_callback(self)
+                return
+            inner = getattr(dbapi_connection, "_connection", None)
+            if isinstance(inner, aiosqlite.Connection):
+                # aiosqlite's own thread owns the sqlite3 connection: set the callback
+                # through aiosqlite's queue.
+                await_(inner.set_trace_callback(self))
+
+    def attach_sqlalchemy(self, target: Engine | type[Engine]) -> None:
+        """Count statements and commits through SQLAlchemy's events on ``target``."""
+
+        def _execute(
+            _conn: Any,
+            _cursor: Any,
+            statement: str,
+            parameters: Sequence[Any] | None,
+            _context: Any,
+            executemany: bool,
+        ) -> None:
+            self(statement, len(parameters or ()) if executemany else 1)
+
+        def _commit(_conn: Any) -> None:
+            self("COMMIT")
+
+        event.listen(target, "before_cursor_execute", _execute)
+        event.listen(target, "commit", _commit)
 
 
 def per_unit(before: Counter[str], after: Counter[str], units: int, unit: str) -> dict[str, float]:

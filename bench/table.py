@@ -48,7 +48,7 @@ def _sql(case: dict[str, Any]) -> tuple[Any, Any]:
     counters = case.get("store_counters")
     if isinstance(counters, dict):
         return counters.get("statements_per_step"), counters.get("commits_per_step")
-    trace = case.get("sqlite_trace", {})
+    trace = case.get("sql_trace", {})
     return trace.get("statements_per_step"), trace.get("commits_per_step")
 
 
@@ -138,14 +138,27 @@ def targets_table(targets: Sequence[Target]) -> str:
     return render(["target", "want", "measured", "status", "headroom", "what"], rows)
 
 
-def full_report(results: Results, targets: Sequence[Target]) -> str:
-    """All three tables, titled."""
+_RUNS_NOTE = {
+    "sqlite": (
+        "Saga runs on SQLite (a file per case, WAL, synchronous=FULL unless the case says\n"
+        "default). stmts/step and commits/step: sagakit from its store counters, saga start\n"
+        "included (an executemany counts once); DBOS and baseline from sqlite3's trace\n"
+        "(every executed statement but BEGIN/COMMIT; each executemany row counts)."
+    ),
+    "postgresql": (
+        "Saga runs on PostgreSQL (a schema per case, synchronous_commit=on).\n"
+        "stmts/step and commits/step: sagakit from its store counters, saga start included\n"
+        "(an executemany counts once); DBOS and baseline from SQLAlchemy's cursor and commit\n"
+        "events (every statement but BEGIN/COMMIT; each executemany row counts)."
+    ),
+}
+
+
+def full_report(results: Results, targets: Sequence[Target], backend: str = "sqlite") -> str:
+    """All three tables of one backend, titled."""
     return "\n\n".join(
         [
-            "Saga runs (SQLite file, WAL, synchronous=FULL unless the case says default).\n"
-            "stmts/step and commits/step: sagakit from its store counters, saga start\n"
-            "included (an executemany counts once); DBOS and baseline from sqlite3's trace\n"
-            "(every executed statement but BEGIN/COMMIT; each executemany row counts).",
+            _RUNS_NOTE.get(backend, f"Saga runs on {backend}."),
             runs_table(results),
             "Floor, recovery, memory",
             other_table(results),

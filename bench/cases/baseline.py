@@ -1,11 +1,14 @@
 """The hand-written baseline, as the seeds build it: an ORM ``saga_state`` row per saga.
 
 Per saga: INSERT the row and commit; per step: load the row through the session, run the
-step, update the row (context merged, step index, status), commit. Same SQLite settings as
-sagakit (WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE``, ``busy_timeout``). No history
-table, no leases, no version check: it does strictly less than sagakit per step.
-``mode=async`` uses ``AsyncSession`` on aiosqlite; ``mode=sync`` uses ``Session`` on
-pysqlite with no event loop.
+step, update the row (context merged, step index, status), commit. No history table, no
+leases, no version check: it does strictly less than sagakit per step.
+
+SQLite: the same settings as sagakit (WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE``,
+``busy_timeout``); ``mode=async`` uses ``AsyncSession`` on aiosqlite, ``mode=sync``
+``Session`` on pysqlite with no event loop. PostgreSQL: the server's settings, the
+table in the case's schema (``schema_translate_map``); ``mode=async`` on asyncpg (the
+driver sagakit uses), ``mode=sync`` on psycopg 3.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Engine, String, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, String, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from bench.backends import Database
 from bench.context import CaseContext
 from bench.drive import Timing, drive_async, drive_threads
-from bench.sqltrace import SqlTrace, per_unit
+from bench.sqltrace import METHODS, SqlTrace, per_unit
 from bench.stats import latency_ms, rate
 from bench.workload import STEPS, step_output
 
@@ -38,8 +42,9 @@ class SagaState(Base):
     status: Mapped[str] = mapped_column(String(20))
     step_index: Mapped[int]
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
+    # timezone-aware: asyncpg refuses an aware datetime for TIMESTAMP WITHOUT TIME ZONE
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 def _sqlite_setup(sync_engine: Engine) -> None:
@@ -120,11 +125,9 @@ def baseline_run(ctx: CaseContext) -> dict[str, Any]:
     db = ctx.database("baseline")
     trace = SqlTrace()
     if mode == "async":
-        timing, traced = asyncio.run(
-            _measure_async(db.sqlalchemy_async_url, n, in_flight, warmup, trace)
-        )
+        timing, traced = asyncio.run(_measure_async(db, n, in_flight, warmup, trace))
     else:
-        timing, traced = _measure_sync(db.sqlalchemy_sync_url, n, in_flight, warmup, trace)
+        timing, traced = _measure_sync(db, n, in_flight, warmup, trace)
     return {
         "mode": mode,
         "in_flight": in_flight,
@@ -135,16 +138,27 @@ def baseline_run(ctx: CaseContext) -> dict[str, Any]:
         "sagas_per_s": rate(n, timing.seconds),
         "steps_per_s": rate(n * STEPS, timing.seconds),
         "saga_latency_ms": latency_ms(timing.latencies),
-        "sqlite_trace": per_unit(*traced, n * STEPS, "step"),
+        "sql_trace": per_unit(*traced, n * STEPS, "step"),
+        "sql_trace_method": METHODS[db.backend],
     }
 
 
+def _options(db: Database) -> dict[str, Any]:
+    """Engine options: the pool, and the case's schema for every table (PostgreSQL)."""
+    if db.schema is None:
+        return {}
+    return {"execution_options": {"schema_translate_map": {None: db.schema}}}
+
+
 async def _measure_async(
-    url: str, n: int, in_flight: int, warmup: int, trace: SqlTrace
+    db: Database, n: int, in_flight: int, warmup: int, trace: SqlTrace
 ) -> tuple[Timing, tuple[Any, Any]]:
-    engine = create_async_engine(url, pool_size=max(in_flight, 5))
-    _sqlite_setup(engine.sync_engine)
-    trace.attach_async_engine(engine)
+    engine = create_async_engine(
+        db.sqlalchemy_async_url, pool_size=max(in_flight, 5), **_options(db)
+    )
+    if db.path is not None:
+        _sqlite_setup(engine.sync_engine)
+    trace.attach_everywhere(db.backend)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
@@ -161,11 +175,12 @@ async def _measure_async(
 
 
 def _measure_sync(
-    url: str, n: int, in_flight: int, warmup: int, trace: SqlTrace
+    db: Database, n: int, in_flight: int, warmup: int, trace: SqlTrace
 ) -> tuple[Timing, tuple[Any, Any]]:
-    trace.attach_all_sync_pools()
-    engine = create_engine(url, pool_size=max(in_flight, 5))
-    _sqlite_setup(engine)
+    engine = create_engine(db.sqlalchemy_sync_url, pool_size=max(in_flight, 5), **_options(db))
+    if db.path is not None:
+        _sqlite_setup(engine)
+    trace.attach_everywhere(db.backend)
     try:
         with engine.begin() as conn:
             Base.metadata.create_all(conn)

@@ -1,11 +1,19 @@
-"""DBOS Transact 3.x: the same 5-step workflow (each step a ``@DBOS.step``) on SQLite.
+"""DBOS Transact 3.x: the same 5-step workflow (each step a ``@DBOS.step``).
 
 Four shapes: async or sync workflow functions, sequential or with K in flight (asyncio
-tasks for async, a thread pool for sync). ``journal`` picks SQLite's journal: ``default``
-is what DBOS ships (its engine does not set one: rollback journal), ``wal`` sets WAL on
-the file before launch so DBOS gets the same durability settings as sagakit (WAL,
-``synchronous=FULL``, SQLite's default). Statements are counted with sqlite3's trace
-callback on every connection DBOS's pool opens; DBOS's background pollers are included.
+tasks for async, a thread pool for sync).
+
+SQLite: ``journal`` picks SQLite's journal: ``default`` is what DBOS ships (its engine
+does not set one: rollback journal), ``wal`` sets WAL on the file before launch so DBOS
+gets the same durability settings as sagakit (WAL, ``synchronous=FULL``, SQLite's
+default). Statements are counted with sqlite3's trace callback on every connection
+DBOS's pool opens; DBOS's background pollers are included.
+
+PostgreSQL: DBOS's system database is the case's database (``system_database_url``),
+its tables in the case's schema (``dbos_system_schema``), dropped afterwards; DBOS's
+own engine (psycopg 3, its default pool of 20). Statements are counted with SQLAlchemy's
+events on every engine, which DBOS's system database goes through (its LISTEN
+connection, which only listens, is not counted).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from typing import Any
 
 from bench.context import CaseContext
 from bench.drive import Timing, drive_async, drive_threads
-from bench.sqltrace import SqlTrace, per_unit
+from bench.sqltrace import METHODS, SqlTrace, per_unit
 from bench.stats import latency_ms, rate
 from bench.workload import STEPS, step_output
 
@@ -69,20 +77,21 @@ def dbos_run(ctx: CaseContext) -> dict[str, Any]:
 
     n, in_flight, warmup = ctx.number("sagas"), ctx.number("in_flight"), ctx.number("warmup")
     asynchronous = ctx.text("mode") == "async"
-    journal = ctx.text("journal")
+    journal = ctx.params.get("journal")
     db = ctx.database("dbos")
     if journal == "wal":
         ctx.backend.prepare_wal(db)
     trace = SqlTrace()
-    trace.attach_all_sync_pools()
+    trace.attach_everywhere(db.backend)
     logging.getLogger("dbos").setLevel(logging.WARNING)
-    DBOS(
-        config={
-            "name": "sagakit-bench",
-            "system_database_url": db.sqlalchemy_sync_url,
-            "log_level": "WARNING",
-        }
-    )
+    config: dict[str, Any] = {
+        "name": "sagakit-bench",
+        "system_database_url": db.sqlalchemy_sync_url,
+        "log_level": "WARNING",
+    }
+    if db.schema is not None:
+        config["dbos_system_schema"] = db.schema
+    DBOS(config=config)  # type: ignore[arg-type]
     workflow = _define(DBOS, asynchronous)
     try:
         if asynchronous:
@@ -106,8 +115,9 @@ def dbos_run(ctx: CaseContext) -> dict[str, Any]:
         "sagas_per_s": rate(n, timing.seconds),
         "steps_per_s": rate(n * STEPS, timing.seconds),
         "saga_latency_ms": latency_ms(timing.latencies),
-        "sqlite_trace": per_unit(*traced, n * STEPS, "step"),
-        "sqlite_trace_per_workflow": per_unit(*traced, n, "workflow"),
+        "sql_trace": per_unit(*traced, n * STEPS, "step"),
+        "sql_trace_per_workflow": per_unit(*traced, n, "workflow"),
+        "sql_trace_method": METHODS[db.backend],
     }
 
 

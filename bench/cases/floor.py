@@ -6,21 +6,36 @@ tasks on 32 connections (``BEGIN IMMEDIATE``, ``busy_timeout``), each task updat
 own row; 32 tasks sharing one connection, each UPDATE+COMMIT pair under a lock (a shared
 connection cannot interleave transactions). Each commit is the driver's usual pair of
 calls: ``execute(UPDATE)`` (sqlite3 begins the transaction implicitly) and ``commit()``.
+
+PostgreSQL: asyncpg, the driver sagakit's store uses, on the server's own settings
+(``synchronous_commit=on``: every commit waits for its WAL flush). A commit is one
+``execute(UPDATE)`` outside any transaction block: the server wraps it in its own
+transaction, so it is one round trip and one WAL flush, the least a durable write can
+cost. Shapes: sequential on one connection; the same inside an explicit transaction
+(``BEGIN``; ``UPDATE``; ``COMMIT``: three round trips, what a driver does for a
+multi-statement transaction; for reference, not used in ratios); 32 tasks on a pool of
+32 connections, each task updating its own row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from bench.backends import Database
 from bench.context import CaseContext
 from bench.stats import latency_ms, rate
 
 _TASKS = 32
+_UPDATE_PG = 'UPDATE "{schema}".counters SET value = value + 1 WHERE id = $1'
+
+#: A function that commits one single-row UPDATE of row ``row``.
+Commit = Callable[[int], Awaitable[None]]
 
 
 async def connect(path: Path) -> aiosqlite.Connection:
@@ -48,33 +63,84 @@ async def create_counters(path: Path) -> None:
         await conn.close()
 
 
-def _path(ctx: CaseContext) -> Path:
-    db = ctx.database("floor")
-    if db.path is None:
-        raise SystemExit(f"the floor case has no driver for backend {db.backend!r} yet")
-    return db.path
+class RawConnection:
+    """One driver connection to a fresh ``counters`` table; ``commit(row)`` as the floor does.
+
+    ``explicit=True`` (PostgreSQL only) wraps each UPDATE in BEGIN/COMMIT.
+    """
+
+    def __init__(self, db: Database, *, explicit: bool = False) -> None:
+        self.db = db
+        self.explicit = explicit
+        self._sqlite: aiosqlite.Connection | None = None
+        self._pg: Any = None
+
+    async def open(self) -> RawConnection:
+        if self.db.path is not None:
+            await create_counters(self.db.path)
+            self._sqlite = await connect(self.db.path)
+            return self
+        import asyncpg
+
+        self._pg = await asyncpg.connect(self.db.dsn)
+        await create_pg_counters(self._pg, self.db)
+        return self
+
+    async def commit(self, row: int) -> None:
+        if self._sqlite is not None:
+            await update_once(self._sqlite, row)
+        elif self.explicit:
+            async with self._pg.transaction():
+                await self._pg.execute(_UPDATE_PG.format(schema=self.db.schema), row)
+        else:
+            await self._pg.execute(_UPDATE_PG.format(schema=self.db.schema), row)
+
+    async def close(self) -> None:
+        if self._sqlite is not None:
+            await self._sqlite.close()
+        if self._pg is not None:
+            await self._pg.close()
+
+
+async def create_pg_counters(conn: Any, db: Database) -> None:
+    await conn.execute(
+        f'CREATE TABLE "{db.schema}".counters (id INTEGER PRIMARY KEY, value BIGINT)'
+    )
+    await conn.execute(
+        f'INSERT INTO "{db.schema}".counters SELECT g, 0 FROM generate_series(0, $1) g',
+        _TASKS - 1,
+    )
+
+
+async def _timed(commit: Commit, n: int) -> tuple[float, list[float]]:
+    for _ in range(20):
+        await commit(0)
+    latencies: list[float] = []
+    t0 = time.perf_counter()
+    for _ in range(n):
+        began = time.perf_counter()
+        await commit(0)
+        latencies.append(time.perf_counter() - began)
+    return time.perf_counter() - t0, latencies
 
 
 async def floor_sequential(ctx: CaseContext) -> dict[str, Any]:
-    """Commit ``commits`` single-row UPDATEs one after another on one connection."""
-    path = _path(ctx)
-    await create_counters(path)
+    """Commit ``commits`` single-row UPDATEs one after another on one connection.
+
+    ``explicit`` (PostgreSQL): each inside BEGIN/COMMIT.
+    """
     n = ctx.number("commits")
-    conn = await connect(path)
+    explicit = bool(ctx.params.get("explicit", False))
+    raw = await RawConnection(ctx.database("floor"), explicit=explicit).open()
     try:
-        for _ in range(20):
-            await update_once(conn, 0)
-        latencies: list[float] = []
-        t0 = time.perf_counter()
-        for _ in range(n):
-            began = time.perf_counter()
-            await update_once(conn, 0)
-            latencies.append(time.perf_counter() - began)
-        seconds = time.perf_counter() - t0
+        seconds, latencies = await _timed(raw.commit, n)
     finally:
-        await conn.close()
+        await raw.close()
+    shape = "sequential, one connection"
+    if explicit:
+        shape += ", BEGIN; UPDATE; COMMIT (3 round trips)"
     return {
-        "shape": "sequential, one connection",
+        "shape": shape,
         "commits": n,
         "seconds": round(seconds, 4),
         "commits_per_s": rate(n, seconds),
@@ -83,12 +149,18 @@ async def floor_sequential(ctx: CaseContext) -> dict[str, Any]:
 
 
 async def floor_concurrent(ctx: CaseContext) -> dict[str, Any]:
-    """Commit from 32 tasks, on 32 connections (``shared=0``) or one shared connection."""
-    path = _path(ctx)
-    await create_counters(path)
+    """Commit from 32 tasks.
+
+    SQLite: on 32 connections (``shared=0``) or one shared connection. PostgreSQL: on an
+    asyncpg pool of 32 connections, each commit acquiring one.
+    """
+    db = ctx.database("floor")
+    if db.path is None:
+        return await _pg_pool(ctx, db)
+    await create_counters(db.path)
     n = ctx.number("commits")
     shared = bool(ctx.params.get("shared", False))
-    conns = [await connect(path) for _ in range(1 if shared else _TASKS)]
+    conns = [await connect(db.path) for _ in range(1 if shared else _TASKS)]
     lock = asyncio.Lock()
     per_task = max(n // _TASKS, 1)
 
@@ -112,6 +184,36 @@ async def floor_concurrent(ctx: CaseContext) -> dict[str, Any]:
     how = "one shared connection, UPDATE+COMMIT under a lock" if shared else "32 connections"
     return {
         "shape": f"{_TASKS} tasks, {how}",
+        "commits": total,
+        "seconds": round(seconds, 4),
+        "commits_per_s": rate(total, seconds),
+    }
+
+
+async def _pg_pool(ctx: CaseContext, db: Database) -> dict[str, Any]:
+    import asyncpg
+
+    n = ctx.number("commits")
+    per_task = max(n // _TASKS, 1)
+    pool = await asyncpg.create_pool(db.dsn, min_size=_TASKS, max_size=_TASKS)
+    sql = _UPDATE_PG.format(schema=db.schema)
+    try:
+        async with pool.acquire() as conn:
+            await create_pg_counters(conn, db)
+
+        async def task(index: int) -> None:
+            for _ in range(per_task):
+                await pool.execute(sql, index)
+
+        await asyncio.gather(*(pool.execute(sql, i) for i in range(_TASKS)))  # warm up
+        t0 = time.perf_counter()
+        await asyncio.gather(*(task(i) for i in range(_TASKS)))
+        seconds = time.perf_counter() - t0
+    finally:
+        await pool.close()
+    total = per_task * _TASKS
+    return {
+        "shape": f"{_TASKS} tasks, asyncpg pool of {_TASKS} connections",
         "commits": total,
         "seconds": round(seconds, 4),
         "commits_per_s": rate(total, seconds),

@@ -2,9 +2,10 @@
 
 fsync latency on a shared virtual disk drifts by 2x over minutes, so a ratio of two rates
 measured minutes apart says more about the disk than about sagakit. Here blocks of raw
-single-row commits (aiosqlite, as in ``floor``) and blocks of sequential sagas (the same
-number of steps) alternate, A B B A, on two files in the same directory; the ratio is
-taken per round and its median reported.
+single-row commits (aiosqlite or asyncpg, as in ``floor.sequential``) and blocks of
+sequential sagas (the same number of steps) alternate, A B B A, on two databases of the
+backend (two files in one directory, or two schemas on one server); the ratio is taken
+per round and its median reported.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from typing import Any
 
 import sagakit as sk
-from bench.cases.floor import connect, create_counters, update_once
+from bench.cases.floor import RawConnection
 from bench.context import CaseContext
 from bench.workload import SAGA_NAME, STEPS, make_saga
 
@@ -22,18 +23,15 @@ from bench.workload import SAGA_NAME, STEPS, make_saga
 async def step_cost_paired(ctx: CaseContext) -> dict[str, Any]:
     """Alternate ``rounds`` blocks of ``sagas_per_round`` sagas with as many raw commits."""
     rounds, per_round = ctx.number("rounds"), ctx.number("sagas_per_round")
-    raw_db, saga_db = ctx.database("raw"), ctx.database("sagakit")
-    if raw_db.path is None:
-        raise SystemExit(f"the paired case has no raw driver for backend {raw_db.backend!r}")
-    await create_counters(raw_db.path)
-    conn = await connect(raw_db.path)
+    raw = await RawConnection(ctx.database("raw")).open()
+    saga_db = ctx.database("sagakit")
     commit_ms: list[float] = []
     step_ms: list[float] = []
 
     async def raw_block() -> None:
         t0 = time.perf_counter()
         for _ in range(per_round * STEPS):
-            await update_once(conn, 0)
+            await raw.commit(0)
         commit_ms.append((time.perf_counter() - t0) * 1000 / (per_round * STEPS))
 
     try:
@@ -47,13 +45,13 @@ async def step_cost_paired(ctx: CaseContext) -> dict[str, Any]:
 
             for i in range(10):  # warm both paths up
                 await rt.run(SAGA_NAME, {"i": -i})
-                await update_once(conn, 0)
+                await raw.commit(0)
             for r in range(rounds):
                 blocks = (raw_block, saga_block) if r % 2 == 0 else (saga_block, raw_block)
                 for block in blocks:
                     await block()
     finally:
-        await conn.close()
+        await raw.close()
     per_round_ratio = [s / c for s, c in zip(step_ms, commit_ms, strict=True)]
     return {
         "rounds": rounds,

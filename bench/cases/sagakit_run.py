@@ -7,7 +7,7 @@ from typing import Any
 import sagakit as sk
 from bench.context import CaseContext
 from bench.drive import drive_async
-from bench.sqltrace import SqlTrace, per_unit
+from bench.sqltrace import METHODS, SqlTrace, per_unit
 from bench.stats import latency_ms, rate
 from bench.workload import SAGA_NAME, STEPS, StepClock, make_saga
 from sagakit.store.sql import SqlStore
@@ -28,9 +28,8 @@ async def sagakit_run(ctx: CaseContext) -> dict[str, Any]:
     saga = make_saga(clock)
     db = ctx.database("sagakit")
     trace = SqlTrace()
+    trace.attach_everywhere(db.backend)
     rt = sk.Runtime(db.sagakit_url, sagas=[saga], hooks=[clock])
-    if db.path is not None:
-        trace.attach_async_engine(rt.store.engine)  # type: ignore[attr-defined]
 
     async def run_one(i: int) -> None:
         result = await rt.run(SAGA_NAME, {"i": i})
@@ -66,7 +65,8 @@ async def sagakit_run(ctx: CaseContext) -> dict[str, Any]:
             "checkpoint_statements_per_step": round(checkpoint_statements / steps, 3),
             "checkpoint_commits_per_step": round(checkpoint_commits / steps, 3),
         },
-        "sqlite_trace": per_unit(traced0, traced1, steps, "step"),
+        "sql_trace": per_unit(traced0, traced1, steps, "step"),
+        "sql_trace_method": METHODS[db.backend],
         "start_cost": start_cost,
     }
 

@@ -1,4 +1,4 @@
-"""Smoke test: the benchmark suite runs and emits the JSON it promises (no speed thresholds)."""
+"""Smoke tests: the benchmark suite runs and emits the JSON it promises (no speed thresholds)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
+from bench.backends import get_backend
+from bench.plan import build_plan, sizes_for
+from bench.targets import evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -14,27 +20,24 @@ def _positive(value: object) -> bool:
     return isinstance(value, int | float) and value > 0
 
 
-def test_quick_sagakit_run_emits_json(tmp_path: Path) -> None:
-    # Given a quick run of the sagakit cases only, on 200 sagas each
+def _run(tmp_path: Path, *args: str) -> dict[str, Any]:
     out = tmp_path / "results.json"
-    cmd = [sys.executable, "-m", "bench", "--quick", "--only", "sagakit", "--sagas", "200"]
+    cmd = [sys.executable, "-m", "bench", "--quick", *args]
     cmd += ["--out", str(out), "--tmp-root", str(tmp_path)]
-
-    # When it runs in a subprocess
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-
-    # I expect one JSON document on stdout, the same as the file, with every in-flight case
     assert proc.returncode == 0, proc.stderr[-3000:]
-    document = json.loads(proc.stdout)
+    document: dict[str, Any] = json.loads(proc.stdout)
     assert json.loads(out.read_text()) == document
-    assert {"meta", "results", "ratios", "targets"} <= document.keys()
-    assert document["meta"]["machine"]["nproc"] >= 1
-    cases = dict(document["results"]["sagakit"])
+    return document
+
+
+def _check_sagakit_cases(document: dict[str, Any], backend: str, sagas: int) -> None:
+    cases = dict(document["results"][backend]["sagakit"])
     paired = cases.pop("step_cost_paired")
     assert set(cases) == {"in_flight_1", "in_flight_16", "in_flight_64", "in_flight_256"}
     assert _positive(paired["ratio_median"]) and _positive(paired["raw_commit_ms_median"])
     for case in cases.values():
-        assert case["sagas"] == 200
+        assert case["sagas"] == sagas
         for key in ("sagas_per_s", "steps_per_s", "seconds"):
             assert _positive(case[key]), (key, case)
         for key in ("saga_latency_ms", "step_latency_ms"):
@@ -42,8 +45,93 @@ def test_quick_sagakit_run_emits_json(tmp_path: Path) -> None:
         counters = case["store_counters"]
         assert _positive(counters["statements_per_step"])
         assert _positive(counters["commits_per_step"])
-        assert _positive(case["sqlite_trace"]["statements_per_step"])
-    statuses = {t["id"]: t["met"] for t in document["targets"]}
+        assert _positive(case["sql_trace"]["statements_per_step"])
+
+
+def test_quick_sagakit_run_emits_json(tmp_path: Path) -> None:
+    # Given a quick run of the sagakit cases only, on SQLite, 200 sagas each
+    args = ("--backend", "sqlite", "--only", "sagakit", "--sagas", "200")
+
+    # When it runs in a subprocess
+    document = _run(tmp_path, *args)
+
+    # I expect one JSON document on stdout, the same as the file, with every in-flight case
+    assert {"meta", "results", "ratios", "targets"} <= document.keys()
+    assert document["meta"]["machine"]["nproc"] >= 1
+    assert document["meta"]["backends"] == ["sqlite"]
+    _check_sagakit_cases(document, "sqlite", 200)
+    statuses = {t["id"]: t["met"] for t in document["targets"] if t["backend"] == "sqlite"}
     assert statuses["statements_per_step"] is not None
     assert statuses["step_cost"] is not None
     assert statuses["sequential_vs_dbos"] is None  # DBOS was not run
+
+
+def _postgres_unavailable() -> str | None:
+    try:
+        return get_backend("postgresql").unavailable()
+    except Exception as e:  # the driver or the server is missing: skip, do not fail
+        return str(e)
+
+
+@pytest.mark.skipif(_postgres_unavailable() is not None, reason="no PostgreSQL server")
+def test_quick_postgresql_run_emits_json_and_leaves_no_schema(tmp_path: Path) -> None:
+    # Given a quick run of the floor and sagakit cases on PostgreSQL, 50 sagas each
+    args = ("--backend", "postgresql", "--only", "floor,sagakit", "--sagas", "50")
+
+    # When it runs in a subprocess
+    document = _run(tmp_path, *args)
+
+    # I expect the PostgreSQL floor and sagakit cases, their targets, and no schema left
+    assert document["meta"]["backends"] == ["postgresql"]
+    assert document["meta"]["databases"]["postgresql"]["engine"].startswith("PostgreSQL")
+    floor = document["results"]["postgresql"]["floor"]
+    assert set(floor) == {
+        "sequential",
+        "sequential_explicit_transaction",
+        "concurrent_32_pool",
+        "sequential_repeat",
+    }
+    assert all(_positive(case["commits_per_s"]) for case in floor.values())
+    _check_sagakit_cases(document, "postgresql", 50)
+    statuses = {t["id"]: t["met"] for t in document["targets"] if t["backend"] == "postgresql"}
+    assert statuses["step_cost"] is not None
+    assert statuses["commits_per_step"] is not None
+    pid = document["meta"].get("pid")
+    assert pid is not None
+    assert get_backend("postgresql").sweep(f"skb_{pid}_") == 0
+
+
+def test_plans_differ_by_backend_where_they_should() -> None:
+    # Given the quick sizes
+    sizes = sizes_for(quick=True)
+
+    # When plans are built for both backends
+    sqlite = {(s.group, s.label) for s in build_plan(sizes, ("floor", "dbos"), "sqlite")}
+    pg = {(s.group, s.label) for s in build_plan(sizes, ("floor", "dbos"), "postgresql")}
+
+    # I expect journals on SQLite only, and each backend's own floor shapes
+    assert ("dbos", "sync_wal_in_flight_1") in sqlite
+    assert ("dbos", "sync_in_flight_1") in pg
+    assert ("floor", "concurrent_32_shared_connection") in sqlite
+    assert ("floor", "concurrent_32_pool") in pg
+    assert (
+        sizes_for(quick=False, backend="postgresql").memory_large
+        < sizes_for(quick=False).memory_large
+    )
+
+
+def test_concurrent_target_depends_on_backend() -> None:
+    # Given results where 256 in flight runs 5x DBOS's best concurrent configuration
+    results: dict[str, Any] = {
+        "sagakit": {"in_flight_256": {"sagas_per_s": 500.0}},
+        "dbos": {"async_in_flight_50": {"in_flight": 50, "sagas_per_s": 100.0}},
+    }
+
+    # When the targets are evaluated for each backend
+    def met(backend: str) -> bool | None:
+        (target,) = [t for t in evaluate(results, backend) if t.id == "concurrent_vs_dbos"]
+        return target.met
+
+    # I expect it missed on SQLite (10x) and met on PostgreSQL (3x)
+    assert met("sqlite") is False
+    assert met("postgresql") is True
