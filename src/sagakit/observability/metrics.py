@@ -65,6 +65,7 @@ EXPOSED: tuple[str, ...] = (
     "saga_retries_total",
 )
 
+
 async def count_active_by_type(store: SagaStore) -> dict[str, int]:
     """Count PENDING, RUNNING and COMPENSATING sagas per saga type (one GROUP BY on SQL)."""
     counts: dict[str, int] = {}
