@@ -31,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine, Row
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import ConcurrencyError, StoreError, StoreUnavailable
@@ -221,6 +221,15 @@ class SqlStore(SagaStore):
             self._writer = None
         await self.engine.dispose()
 
+    async def _writer_failed(self, error: BaseException, doing: str) -> BaseException:
+        """Translate a writer-side error; after an outage, drop the writer connection."""
+        if not isinstance(error, _DRIVER_ERRORS):
+            return error
+        translated = self._translate(error, doing)
+        if isinstance(translated, StoreUnavailable):
+            await self._reset_writer()
+        return translated
+
     async def _reset_writer(self) -> None:
         """Drop the writer connection after an outage; the next write reconnects."""
         if self._writer is not None:
@@ -346,13 +355,9 @@ class SqlStore(SagaStore):
                 except _BatchConflict:
                     outcomes = await self._in_writer(self._write_batch, batch, True)
         except Exception as e:  # every waiter must hear of a failed commit
-            if isolate and not isinstance(e, StoreUnavailable | OperationalError):
+            error = await self._writer_failed(e, "writing a checkpoint")
+            if isolate and not isinstance(error, StoreUnavailable):
                 raise _IsolateWrites() from e
-            error = (
-                self._translate(e, "writing a checkpoint") if isinstance(e, _DRIVER_ERRORS) else e
-            )
-            if isinstance(error, StoreUnavailable):
-                await self._reset_writer()
             for write in batch:
                 if not write.future.done():
                     write.future.set_exception(error)
@@ -500,10 +505,7 @@ class SqlStore(SagaStore):
                 self._remember(record.id, record_params(record))
             return claimed
         except _DRIVER_ERRORS as e:
-            error = self._translate(e, "claiming sagas")
-            if isinstance(error, StoreUnavailable):
-                await self._reset_writer()
-            raise error from e
+            raise await self._writer_failed(e, "claiming sagas") from e
 
     def _claim_rows(
         self,
@@ -513,30 +515,21 @@ class SqlStore(SagaStore):
         now: datetime,
         lease_until: datetime,
     ) -> builtins.list[SagaRecord]:
+        """Lease the rows ``query`` finds, in one transaction."""
         with conn.begin():
-            return self._lease_rows(conn, query, owner, now, lease_until)
-
-    def _lease_rows(
-        self,
-        conn: Connection,
-        query: Select[Any],
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-    ) -> builtins.list[SagaRecord]:
-        claimed = [record_from_row(row) for row in conn.execute(query).all()]
-        params = []
-        for record in claimed:
-            expected = record.version
-            record.lease_owner = owner
-            record.lease_expires_at = lease_until
-            record.version += 1
-            record.attempt += 1
-            record.updated_at = now
-            params.append({**record_params(record), "b_id": record.id, "b_expected": expected})
-        if params:
-            conn.execute(self._update, params)
-            self.statements += 1
+            claimed = [record_from_row(row) for row in conn.execute(query).all()]
+            params = []
+            for record in claimed:
+                expected = record.version
+                record.lease_owner = owner
+                record.lease_expires_at = lease_until
+                record.version += 1
+                record.attempt += 1
+                record.updated_at = now
+                params.append({**record_params(record), "b_id": record.id, "b_expected": expected})
+            if params:
+                conn.execute(self._update, params)
+                self.statements += 1
         return claimed
 
     async def renew(self, owner: str, saga_ids: Iterable[str], lease_until: datetime) -> set[str]:
@@ -604,16 +597,23 @@ class SqlStore(SagaStore):
         rows = await self._read(select(e).where(e.c.saga_id == saga_id).order_by(e.c.seq))
         return [SagaEvent(**{k: row._mapping[k] for k in _EVENT_COLUMNS}) for row in rows]
 
-    async def delete(self, saga_id: str) -> bool:
+    async def _delete_sagas(self, conn: AsyncConnection, ids: builtins.list[str]) -> int:
+        """Delete these sagas with their history and outbox rows; return how many existed."""
         t, e, o = self.tables.instances, self.tables.events, self.tables.outbox
+        deleted = 0
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            await conn.execute(e.delete().where(e.c.saga_id.in_(chunk)))
+            await conn.execute(o.delete().where(o.c.saga_id.in_(chunk)))
+            deleted += (await conn.execute(t.delete().where(t.c.id.in_(chunk)))).rowcount
+        return deleted
+
+    async def delete(self, saga_id: str) -> bool:
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(e.delete().where(e.c.saga_id == saga_id))
-                await conn.execute(o.delete().where(o.c.saga_id == saga_id))
-                result = await conn.execute(t.delete().where(t.c.id == saga_id))
+                return bool(await self._delete_sagas(conn, [saga_id]))
         except _DRIVER_ERRORS as err:
             raise self._translate(err, "deleting a saga") from err
-        return bool(result.rowcount)
 
     async def archive(self, *, finished_before: datetime, now: datetime) -> int:
         t = self.tables.instances
@@ -633,7 +633,7 @@ class SqlStore(SagaStore):
         return int(result.rowcount)
 
     async def purge(self, *, archived_before: datetime, dry_run: bool = False) -> int:
-        t, e, o = self.tables.instances, self.tables.events, self.tables.outbox
+        t = self.tables.instances
         doomed = select(t.c.id).where(
             t.c.archived_at.is_not(None), t.c.archived_at < archived_before
         )
@@ -642,11 +642,7 @@ class SqlStore(SagaStore):
                 ids = [row[0] for row in await conn.execute(doomed)]
                 if dry_run or not ids:
                     return len(ids)
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start : start + 500]
-                    await conn.execute(e.delete().where(e.c.saga_id.in_(chunk)))
-                    await conn.execute(o.delete().where(o.c.saga_id.in_(chunk)))
-                    await conn.execute(t.delete().where(t.c.id.in_(chunk)))
+                await self._delete_sagas(conn, ids)
         except _DRIVER_ERRORS as err:
             raise self._translate(err, "deleting archived sagas") from err
         return len(ids)
