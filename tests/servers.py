@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -56,15 +59,31 @@ def drop_postgres_schema(schema: str) -> None:
     asyncio.run(_pg(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
 
 
-def fresh_mysql_database() -> tuple[str, str]:
-    """Return (store URL, database) for a new, empty MariaDB database."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        asyncio.run(_mysql(f"CREATE DATABASE {name}"))
-    except Exception as e:
-        unavailable("MariaDB at 127.0.0.1:3306", e)
-    return f"mysql://root@127.0.0.1:3306/{name}", name
+@contextmanager
+def store_url_for(backend: str, tmp_path: Path) -> Iterator[str]:
+    """Yield a fresh, empty store URL on ``backend``; drop the server-side part afterwards.
 
-
-def drop_mysql_database(name: str) -> None:
-    asyncio.run(_mysql(f"DROP DATABASE IF EXISTS {name}"))
+    ``backend`` is one of memory, sqlite, postgres, mariadb.
+    """
+    if backend == "memory":
+        yield "memory://"
+    elif backend == "sqlite":
+        yield f"sqlite:///{tmp_path}/sagas.db"
+    elif backend == "postgres":
+        url, schema = fresh_postgres_schema()
+        try:
+            yield url
+        finally:
+            drop_postgres_schema(schema)
+    elif backend == "mariadb":
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        try:
+            asyncio.run(_mysql(f"CREATE DATABASE {name}"))
+        except Exception as e:
+            unavailable("MariaDB at 127.0.0.1:3306", e)
+        try:
+            yield f"mysql://root@127.0.0.1:3306/{name}"
+        finally:
+            asyncio.run(_mysql(f"DROP DATABASE IF EXISTS {name}"))
+    else:
+        raise ValueError(f"unknown test backend {backend!r}")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 import sagakit as sk
 from sagakit.cli import app
 
-from ..servers import drop_postgres_schema, fresh_postgres_schema
+from ..servers import store_url_for
 
 runner = CliRunner()
 
@@ -61,12 +61,8 @@ def cli(*args: str) -> tuple[int, str]:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/cli.db"
-    else:
-        store_url, schema = fresh_postgres_schema()
+    with store_url_for(request.param, tmp_path) as store_url:
         yield store_url
-        drop_postgres_schema(schema)
 
 
 def test_migrate_list_and_show(url: str) -> None:
@@ -171,8 +167,7 @@ def test_import_reports_the_bad_line_and_imports_nothing(tmp_path: Path) -> None
 def test_copy_sqlite_to_postgres_keeps_every_saga_and_event(tmp_path: Path) -> None:
     source = f"sqlite:///{tmp_path}/src.db"
     populate(source)
-    target, schema = fresh_postgres_schema()
-    try:
+    with store_url_for("postgres", tmp_path) as target:
         code, out = cli("copy", "--from", source, "--to", target)
         assert code == 0 and "copied 3 sagas" in out
         code, out = cli("copy", "--from", source, "--to", target)
@@ -181,8 +176,6 @@ def test_copy_sqlite_to_postgres_keeps_every_saga_and_event(tmp_path: Path) -> N
         cli("export", "--db", source, "--out", str(a))
         cli("export", "--db", target, "--out", str(b))
         assert a.read_text() == b.read_text()
-    finally:
-        drop_postgres_schema(schema)
 
 
 def test_cleanup_archives_and_deletes_only_finished_sagas(tmp_path: Path) -> None:

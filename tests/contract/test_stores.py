@@ -11,12 +11,7 @@ import sagakit as sk
 from sagakit.store import SagaStore
 from sagakit.testing import StoreContract
 
-from ..servers import (
-    drop_mysql_database,
-    drop_postgres_schema,
-    fresh_mysql_database,
-    fresh_postgres_schema,
-)
+from ..servers import store_url_for
 
 
 class TestMemoryStore(StoreContract):
@@ -33,21 +28,16 @@ class TestSqliteStore(StoreContract):
 
 class TestPostgresStore(StoreContract):
     @pytest.fixture(autouse=True)
-    def database(self) -> Iterator[None]:
-        self.url, schema = fresh_postgres_schema()
-        yield
-        drop_postgres_schema(schema)
+    def database(self, tmp_path: Path) -> Iterator[None]:
+        with store_url_for("postgres", tmp_path) as self.url:
+            yield
 
     async def make_store(self, tmp_path: Path) -> SagaStore:
         return sk.open_store(self.url)
 
 
-class TestMariadbStore(StoreContract):
+class TestMariadbStore(TestPostgresStore):
     @pytest.fixture(autouse=True)
-    def database(self) -> Iterator[None]:
-        self.url, name = fresh_mysql_database()
-        yield
-        drop_mysql_database(name)
-
-    async def make_store(self, tmp_path: Path) -> SagaStore:
-        return sk.open_store(self.url)
+    def database(self, tmp_path: Path) -> Iterator[None]:
+        with store_url_for("mariadb", tmp_path) as self.url:
+            yield

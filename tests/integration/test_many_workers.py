@@ -15,35 +15,30 @@ import pytest
 
 import sagakit as sk
 
-from ..servers import (
-    _pg,
-    drop_mysql_database,
-    drop_postgres_schema,
-    fresh_mysql_database,
-    fresh_postgres_schema,
-)
+from ..servers import _pg, drop_postgres_schema, fresh_postgres_schema, store_url_for
 from .harness import Lab, assert_consistent, kill
 
 STEPS = ["s0", "s1", "s2", "s3"]
 S = sk.SagaStatus
 
 
+def lab_on(backend: str, tmp_path: Path) -> Iterator[Lab]:
+    with store_url_for(backend, tmp_path) as url:
+        lab = Lab(tmp_path, url=url)
+        try:
+            yield lab
+        finally:
+            lab.cleanup()
+
+
 @pytest.fixture
 def pg_lab(tmp_path: Path) -> Iterator[Lab]:
-    url, schema = fresh_postgres_schema()
-    lab = Lab(tmp_path, url=url)
-    yield lab
-    lab.cleanup()
-    drop_postgres_schema(schema)
+    yield from lab_on("postgres", tmp_path)
 
 
 @pytest.fixture
 def mariadb_lab(tmp_path: Path) -> Iterator[Lab]:
-    url, name = fresh_mysql_database()
-    lab = Lab(tmp_path, url=url)
-    yield lab
-    lab.cleanup()
-    drop_mysql_database(name)
+    yield from lab_on("mariadb", tmp_path)
 
 
 def wait_all_terminal(lab: Lab, timeout: float = 240) -> list[sk.SagaRecord]:

@@ -11,7 +11,7 @@ import pytest
 import sagakit as sk
 from sagakit.web import WebSettings, create_app
 
-from ..servers import drop_postgres_schema, fresh_postgres_schema
+from ..servers import store_url_for
 from .sagas import BROKEN, sagas
 
 TOKENS = "alice=alice-token,ci-bot=bot-token"
@@ -21,12 +21,8 @@ ALICE = {"Authorization": "Bearer alice-token"}
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh SQLite file or PostgreSQL schema for each test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/sagas.db"
-    else:
-        url, schema = fresh_postgres_schema()
+    with store_url_for(request.param, tmp_path) as url:
         yield url
-        drop_postgres_schema(schema)
 
 
 @pytest.fixture(autouse=True)
