@@ -278,10 +278,6 @@ class Saga:
             "before its compensation"
         )
 
-    def index_of(self, step_name: str) -> int:
-        """Return the position of the step called ``step_name``."""
-        return self._steps.index(self.get_step(step_name))
-
     def retry_for(self, step: Step, *, compensation: bool = False) -> Retry:
         """Return the retry policy that applies to ``step`` (or to its compensation)."""
         own = step.compensation_retry if compensation else step.retry

@@ -40,11 +40,6 @@ class LeaseKeeper:
         """Stop renewing the lease of ``saga_id``."""
         self._held.pop(saga_id, None)
 
-    @property
-    def held(self) -> int:
-        """How many sagas this process holds right now."""
-        return len(self._held)
-
     def start(self) -> None:
         """Begin renewing in the background."""
         if self._task is None:

@@ -129,10 +129,6 @@ class SagaStore(ABC):
                 return counts
             before = (page[-1].created_at, page[-1].id)
 
-    async def next_due(self, now: datetime) -> datetime | None:
-        """Return when the next saga becomes claimable, if known (for a worker's sleep)."""
-        return None
-
     async def pending_outbox(self, limit: int = 100) -> builtins.list[OutboxMessage]:
         """Return unpublished outbox messages, oldest first."""
         raise NotImplementedError(f"{type(self).__name__} has no outbox")

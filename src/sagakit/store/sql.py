@@ -662,15 +662,6 @@ class SqlStore(SagaStore):
             for saga_type, status, n in (tuple(row) for row in rows)
         }
 
-    async def next_due(self, now: datetime) -> datetime | None:
-        t = self.tables.instances
-        active = t.c.status.in_([s.value for s in RUNNABLE])
-        rows = await self._read(
-            select(func.min(t.c.next_attempt_at), func.min(t.c.lease_expires_at)).where(active)
-        )
-        candidates = [v for v in rows[0] if v is not None] if rows else []
-        return min(candidates) if candidates else None
-
     async def pending_outbox(self, limit: int = 100) -> builtins.list[OutboxMessage]:
         o = self.tables.outbox
         rows = await self._read(
