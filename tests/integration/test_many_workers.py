@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from sqlalchemy import text
 
 import sagakit as sk
 
@@ -195,5 +196,25 @@ def test_a_worker_started_while_the_database_is_down_waits_for_it(tmp_path: Path
             assert time.monotonic() < deadline, lab.output(worker)
             time.sleep(0.1)
         assert worker.poll() is None  # still waiting, not crashed
+        # and a stop while waiting is as graceful as any other
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
     finally:
         lab.cleanup()
+
+
+def test_mariadb_migration_lock_is_released_after_the_schema_is_ready(tmp_path: Path) -> None:
+    with store_url_for("mariadb", tmp_path) as url:
+
+        async def go() -> object:
+            store = sk.open_store(url)
+            await store.open()
+            try:
+                lock = store._migration_lock  # type: ignore[attr-defined]
+                async with store.engine.connect() as conn:  # type: ignore[attr-defined]
+                    result = await conn.execute(text("SELECT IS_FREE_LOCK(:n)"), {"n": lock})
+                    return result.scalar()
+            finally:
+                await store.close()
+
+        assert asyncio.run(go()) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from datetime import timedelta
@@ -49,17 +50,22 @@ async def refresh_forever(metrics: SagaMetrics, store: SagaStore, every: float =
         await asyncio.sleep(every)
 
 
-async def open_patiently(store: SagaStore, *, migrate: bool) -> None:
-    """Open the store, waiting with back-off while the database is unreachable."""
+async def open_patiently(store: SagaStore, *, migrate: bool, stopping: asyncio.Event) -> bool:
+    """Open the store, waiting with back-off while the database is unreachable.
+
+    Return False if asked to stop before the store could be opened.
+    """
     wait = 0.5
-    while True:
+    while not stopping.is_set():
         try:
             await store.open(migrate=migrate)
-            return
+            return True
         except StoreUnavailable as e:
             log.warning("waiting for the database (%s); retrying in %.1fs", e, wait)
-            await asyncio.sleep(wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), wait)
             wait = min(wait * 2, 10.0)
+    return False
 
 
 def worker(
@@ -120,8 +126,20 @@ def worker(
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
     async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        runner: Worker | None = None
+
+        def stop() -> None:  # graceful from the first moment, even while starting up
+            stopping.set()
+            if runner is not None:
+                runner.stop()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop)
         store = open_store(db)
-        await open_patiently(store, migrate=migrate)
+        if not await open_patiently(store, migrate=migrate, stopping=stopping):
+            return
         owner = new_owner_id()
         leases = LeaseKeeper(store, owner, lease)
         hooks: list[SagaHooks] = [SagaLogging()]
@@ -140,9 +158,8 @@ def worker(
             archive_after=archive_after,
             delete_archived_after=delete_archived_after,
         )
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, runner.stop)
+        if stopping.is_set():
+            runner.stop()
         log.info("worker %s on %s running %s", owner, store.description, ", ".join(runner.sagas))
         try:
             counters = await runner.run(burst=burst)
