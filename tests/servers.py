@@ -17,7 +17,7 @@ MYSQL_ADMIN_URL = os.environ.get("SAGAKIT_TEST_MYSQL", "mysql://root@127.0.0.1:3
 
 def unavailable(what: str, error: BaseException) -> None:
     """Skip the test, or fail it under CI, because ``what`` cannot be reached."""
-    message = f"{what} is not reachable ({error}); start it (see SERVICES.md)"
+    message = f"{what} is not reachable ({error}); start it (`.ci/run` starts the local servers the tests use)"
     if os.environ.get("CI"):
         pytest.fail(f"CI: {message}")
     pytest.skip(message)

@@ -161,6 +161,7 @@ class SqlStore(SagaStore):
         self._queue: list[_Write] = []
         self._wakeup = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._closing = False
         self._build_statements()
         self._configure_engine()
         #: Statements and commits issued, for benchmarks and tests of the hot path.
@@ -210,12 +211,14 @@ class SqlStore(SagaStore):
 
     async def close(self) -> None:
         if self._flusher is not None:
-            while self._queue:
-                await asyncio.sleep(0.001)
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+            # Drain: the flusher commits every queued checkpoint (and answers its waiter),
+            # including a batch it is writing now, then returns. Cancelling it would leave
+            # that batch's waiters hanging forever.
+            self._closing = True
+            self._wakeup.set()
+            await self._flusher
             self._flusher = None
+            self._closing = False
         if self._writer is not None:
             await self._writer.close()
             self._writer = None
@@ -319,7 +322,7 @@ class SqlStore(SagaStore):
         return asyncio.get_running_loop().create_future()
 
     async def _enqueue(self, write: _Write) -> bool:
-        if self._flusher is None:
+        if self._flusher is None or self._closing:
             raise StoreError(f"store {self.description} is not open; use `async with Runtime(...)`")
         self._queue.append(write)
         self._wakeup.set()
@@ -333,6 +336,8 @@ class SqlStore(SagaStore):
                 batch = self._queue[:_MAX_BATCH]
                 del self._queue[:_MAX_BATCH]
                 await self._flush(batch)
+            if self._closing:
+                return
 
     async def _flush(self, batch: list[_Write]) -> None:
         if len(batch) > 1:

@@ -16,51 +16,19 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ..errors import ConcurrencyError
 from ..status import Reason, SagaStatus
 from ..store.base import SagaStore
-from ..store.records import OutboxMessage, SagaEvent, SagaQuery, SagaRecord, utcnow
+from ..store.records import OutboxMessage, SagaQuery, utcnow
+from .contract_keys import KeyContract
+from .contract_lifecycle import LifecycleContract
+from .contract_records import advanced, new_saga, started
 
 
-def new_saga(saga_id: str, **fields: Any) -> SagaRecord:
-    """Return a fresh saga record as a Runtime would create it (version 1, one event)."""
-    now = utcnow()
-    values: dict[str, Any] = {
-        "saga_type": "order",
-        "data": {"n": 1, "nested": {"list": [1, "two", None]}},
-        "version": 1,
-        "last_seq": 1,
-        "created_at": now,
-        "updated_at": now,
-        "definition_hash": "abc123",
-        "current_step": "first",
-    }
-    values.update(fields)
-    return SagaRecord(id=saga_id, **values)
-
-
-def started(record: SagaRecord) -> list[SagaEvent]:
-    """Return the ``saga_started`` event of ``record``."""
-    return [SagaEvent(saga_id=record.id, seq=1, type="saga_started", actor="tester")]
-
-
-def advanced(record: SagaRecord, **changes: Any) -> tuple[SagaRecord, int, list[SagaEvent]]:
-    """Return a next version of ``record`` with ``changes``, its expected version and event."""
-    nxt = record.copy()
-    expected = nxt.version
-    nxt.version += 1
-    nxt.last_seq += 1
-    for name, value in changes.items():
-        setattr(nxt, name, value)
-    event = SagaEvent(saga_id=nxt.id, seq=nxt.last_seq, type="step_completed", step="first")
-    return nxt, expected, [event]
-
-
-class StoreContract:
+class StoreContract(KeyContract, LifecycleContract):
     """Behaviour every saga store must show. Subclass and implement ``make_store``."""
 
     #: Whether data survives ``close()`` and a new store on the same location.
@@ -422,20 +390,3 @@ class StoreContract:
         assert await store.delete("gone") is True
         assert await store.get("gone") is None and await store.events("gone") == []
         assert await store.delete("gone") is False
-
-    async def test_data_survives_reopening(self, tmp_path: Path) -> None:
-        if not self.persistent:
-            pytest.skip("this store keeps nothing across close()")
-        store = await self.make_store(tmp_path)
-        await store.open()
-        record = new_saga("keep", data={"k": "v"})
-        await store.create(record, started(record))
-        await store.close()
-        reopened = await self.make_store(tmp_path)
-        await reopened.open()
-        try:
-            got = await reopened.get("keep")
-            assert got is not None and got.data == {"k": "v"}
-            assert len(await reopened.events("keep")) == 1
-        finally:
-            await reopened.close()
