@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sagakit-installed
 DEV_STAMP := $(VENV)/.sagakit-dev-installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ $(BENCH_STAMP): $(STAMP)
 ## bench: install the bench extras and run the benchmarks (BENCH_ARGS=--quick for a short run)
 bench: $(BENCH_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+## chaos: the fault run (2,000 sagas, 45 worker kills, a database restart) on each SQL store
+chaos: $(DEV_STAMP)
+	$(PY) -m tests.integration.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) sagas.db sagas.db-wal sagas.db-shm .pytest_cache .mypy_cache .ruff_cache

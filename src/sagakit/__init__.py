@@ -3,6 +3,7 @@
 from .context import StepContext
 from .definition import Retry, Saga, Step
 from .errors import (
+    CheckpointTooLarge,
     ConcurrencyError,
     ConfigurationError,
     DefinitionError,
@@ -16,8 +17,10 @@ from .errors import (
     StepTimeout,
     StoreError,
     StoreUnavailable,
+    TransactionConflict,
     UnknownSagaType,
 )
+from .history import EventType
 from .hooks import SagaHooks
 from .operator import Action
 from .runtime import Runtime
@@ -36,6 +39,7 @@ __all__ = [
     # running
     "Action",
     "Runtime",
+    "EventType",
     "SagaHooks",
     "Worker",
     "WorkerCounters",
@@ -49,6 +53,7 @@ __all__ = [
     "SagaStore",
     "open_store",
     # errors
+    "CheckpointTooLarge",
     "ConcurrencyError",
     "ConfigurationError",
     "DefinitionError",
@@ -62,6 +67,7 @@ __all__ = [
     "StepTimeout",
     "StoreError",
     "StoreUnavailable",
+    "TransactionConflict",
     "UnknownSagaType",
     "__version__",
 ]

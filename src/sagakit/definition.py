@@ -25,9 +25,15 @@ class Retry:
     ``n + 1`` is ``initial * backoff ** (n - 1)``, capped at ``max_delay``, with up to
     ``jitter`` (a fraction) added at random so that many sagas do not retry in lockstep.
     Exceptions of a type in ``non_retryable`` fail the step at once.
+
+    A worker process that dies while running the step costs no attempt. The saga is then
+    suspect and runs alone in the next worker until the step ends; ``max_crashes`` is
+    how many times more it may kill its worker while running alone before the step
+    counts as failed. So a poison step is stopped, and its neighbours keep their attempts.
     """
 
     max_attempts: int = 3
+    max_crashes: int = 2
     backoff: float = 2.0
     initial: float = 0.2
     max_delay: float = 60.0
@@ -39,6 +45,11 @@ class Retry:
             raise DefinitionError(
                 f"Retry.max_attempts must be an int >= 1, got {self.max_attempts!r}; "
                 "use 1 for 'no retries'"
+            )
+        if not isinstance(self.max_crashes, int) or self.max_crashes < 0:
+            raise DefinitionError(
+                f"Retry.max_crashes must be an int >= 0, got {self.max_crashes!r}; "
+                "0 fails a step the first time it kills a worker while running alone"
             )
         for name in ("backoff", "initial", "max_delay", "jitter"):
             value = getattr(self, name)
@@ -113,7 +124,30 @@ def _check_name(kind: str, name: object, saga: str | None = None) -> str:
     return name
 
 
-@dataclass(slots=True, eq=False)
+#: Words from hand-written orchestrators, and what to write in sagakit instead.
+_OTHER_VOCABULARY = {
+    "max_retries": "retry=sk.Retry(max_attempts=N + 1) (max_attempts counts the first try)",
+    "retries": "retry=sk.Retry(max_attempts=N + 1) (max_attempts counts the first try)",
+    "max_attempts": "retry=sk.Retry(max_attempts=N)",
+    "attempts": "retry=sk.Retry(max_attempts=N)",
+    "compensation": "compensate=fn (or decorate the undo with @step.compensation)",
+    "undo": "compensate=fn (or decorate the undo with @step.compensation)",
+    "rollback": "compensate=fn (or decorate the undo with @step.compensation)",
+    "timeout_seconds": "timeout=SECONDS",
+}
+
+
+def refuse_unknown_arguments(where: str, unknown: dict[str, Any], known: Iterable[str]) -> None:
+    """Raise ``DefinitionError`` for arguments sagakit does not take, saying what it takes."""
+    if not unknown:
+        return
+    name = sorted(unknown)[0]
+    instead = _OTHER_VOCABULARY.get(name)
+    fix = f"write {instead}" if instead else f"its arguments are: {', '.join(known)}"
+    raise DefinitionError(f"{where} has no argument {name!r}; {fix}")
+
+
+@dataclass(slots=True, eq=False, init=False)
 class Step:
     """One step of a saga: an action, its optional compensation, timeout and retries.
 
@@ -130,7 +164,27 @@ class Step:
     compensation_timeout: float | None = None
     _saga: str = field(default=_UNBOUND, repr=False)
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        name: str,
+        action: StepFunction,
+        compensate: StepFunction | None = None,
+        timeout: float | None = None,
+        retry: Retry | None = None,
+        compensation_retry: Retry | None = None,
+        compensation_timeout: float | None = None,
+        _saga: str = _UNBOUND,
+        **unknown: Any,
+    ) -> None:
+        refuse_unknown_arguments(f"Step({name!r})", unknown, _STEP_ARGUMENTS)
+        self.name = name
+        self.action = action
+        self.compensate = compensate
+        self.timeout = timeout
+        self.retry = retry
+        self.compensation_retry = compensation_retry
+        self.compensation_timeout = compensation_timeout
+        self._saga = _saga
         self.validate(self._saga)
 
     def validate(self, saga: str) -> None:
@@ -164,6 +218,17 @@ class Step:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the action directly, so decorated steps stay testable as functions."""
         return self.action(*args, **kwargs)
+
+
+_STEP_ARGUMENTS = (
+    "name",
+    "action",
+    "compensate",
+    "timeout",
+    "retry",
+    "compensation_retry",
+    "compensation_timeout",
+)
 
 
 class Saga:
@@ -243,8 +308,12 @@ class Saga:
         retry: Retry | None = None,
         compensation_retry: Retry | None = None,
         compensation_timeout: float | None = None,
+        **unknown: Any,
     ) -> Step | Callable[[StepFunction], Step]:
         """Declare the decorated function as the next step (``@saga.step`` or ``@saga.step(...)``)."""
+        refuse_unknown_arguments(
+            f"saga {self.name!r}: @saga.step", unknown, ("name", *_STEP_ARGUMENTS[3:])
+        )
 
         def register(action: StepFunction) -> Step:
             step_name = name or getattr(action, "__name__", None)

@@ -11,60 +11,34 @@ import asyncio
 import logging
 import math
 import time
-import traceback
 from collections.abc import Callable
 from datetime import timedelta
 from enum import Enum
 from typing import Any
 
 from . import faults
+from .checkpoint import commit, describe_error, record_error, release, set_status
 from .context import StepContext
 from .definition import Retry, Saga, Step
-from .errors import ConcurrencyError, NotSerializable, StepFailed, StepTimeout, StoreUnavailable
+from .errors import (
+    ConcurrencyError,
+    NotSerializable,
+    StepFailed,
+    StepTimeout,
+)
+from .history import EventSpec, EventType
 from .hooks import SagaHooks
 from .invoke import invoke, step_output
-from .status import Reason, SagaStatus, check_transition
+from .status import Reason, SagaStatus
 from .store.base import SagaStore
-from .store.records import OutboxMessage, SagaEvent, SagaRecord, utcnow
+from .store.records import OutboxMessage, SagaRecord, uncount_claim, utcnow
 
 log = logging.getLogger("sagakit.engine")
-
-#: Waits between retries of a checkpoint while the database is unreachable (about a minute).
-_STORE_BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0)
 
 
 class _Next(Enum):
     CONTINUE = 1
     STOP = 2  # released to the store: a durable timer or another worker takes it on
-
-
-def describe_error(error: BaseException) -> dict[str, str]:
-    """Return the error as stored in history events: type and message."""
-    kind = type(error)
-    return {"type": f"{kind.__module__}.{kind.__qualname__}", "message": str(error)}
-
-
-def set_status(record: SagaRecord, status: SagaStatus) -> None:
-    """Change ``record``'s status through the transition table (the only way to change it)."""
-    check_transition(record.status, status)
-    record.status = status
-
-
-def release(record: SagaRecord) -> None:
-    """Give up the lease so any worker may take the saga when it is due."""
-    record.lease_owner = None
-    record.lease_expires_at = None
-
-
-def record_error(record: SagaRecord, error: BaseException | None) -> None:
-    """Store ``error`` (or clear the stored one) in the saga's error columns."""
-    if error is None:
-        record.error_type = record.error_message = record.error_stack = None
-        return
-    described = describe_error(error)
-    record.error_type = described["type"]
-    record.error_message = described["message"]
-    record.error_stack = "".join(traceback.format_exception(error))[-8000:]
 
 
 class SagaExecutor:
@@ -103,6 +77,17 @@ class SagaExecutor:
                     await self._hold_changed_definition(record)
                     return record
                 record.definition_hash = self.saga.definition_hash
+            problem = self._inconsistency(record)
+            if problem is not None:
+                log.error(
+                    "saga %s (%s): %s; holding it as PAUSED/corrupt for a person to repair",
+                    record.id,
+                    record.saga_type,
+                    problem,
+                    extra={"saga_id": record.id, "saga_type": record.saga_type},
+                )
+                await self._hold(record, Reason.CORRUPT, problem)
+                return record
             if record.status == SagaStatus.PENDING:
                 set_status(record, SagaStatus.RUNNING)
                 record.current_step = self.saga.steps[0].name
@@ -116,7 +101,7 @@ class SagaExecutor:
                 if step_next is _Next.STOP:
                     return record
                 if self.should_stop() and not record.status.is_terminal:
-                    await self._release_unstarted(record)
+                    await self.release_unstarted(record)
                     return record
         except ConcurrencyError as e:
             log.warning(
@@ -142,6 +127,9 @@ class SagaExecutor:
         if rec.attempt > policy.max_attempts:
             await self._attempts_exhausted(rec, step, policy, compensation=False)
             return _Next.CONTINUE
+        if rec.crashes > policy.max_crashes:
+            await self._crashed_too_often(rec, step, policy, compensation=False)
+            return _Next.CONTINUE
         if not await self._wait_for_timer(rec):
             return _Next.STOP
         ctx = StepContext(
@@ -156,13 +144,16 @@ class SagaExecutor:
         error: BaseException
         try:
             result = await invoke(step.action, ctx, max(min(limits), 0.0) if limits else None)
+            rec.crashes = 0  # the step ended with this process alive: it is not the killer
             output = step_output(result, f"saga {self.saga.name!r}, step {step.name!r}")
         except TimeoutError:
+            rec.crashes = 0
             if rec.timeout_at is not None and utcnow() >= rec.timeout_at:
                 await self._begin_compensation(rec, Reason.TIMEOUT, None, timed_out=True)
                 return _Next.CONTINUE
             error = StepTimeout(f"step {step.name!r} ran past its timeout of {timeout}s")
         except Exception as e:
+            rec.crashes = 0
             error = e
         else:
             await self._step_completed(rec, step, output, time.monotonic() - t0, ctx.messages)
@@ -174,8 +165,8 @@ class SagaExecutor:
             and rec.attempt < policy.max_attempts
         )
         self.hooks.step_failed(rec, step.name, error, will_retry=will_retry)
-        failed = {
-            "type": "step_failed",
+        failed: EventSpec = {
+            "type": EventType.STEP_FAILED,
             "step": step.name,
             "attempt": rec.attempt,
             "duration_ms": seconds * 1000,
@@ -201,9 +192,9 @@ class SagaExecutor:
         rec.attempt = 1
         rec.next_attempt_at = None
         record_error(rec, None)
-        events: list[dict[str, Any]] = [
+        events: list[EventSpec] = [
             {
-                "type": "step_completed",
+                "type": EventType.STEP_COMPLETED,
                 "step": step.name,
                 "attempt": attempt,
                 "duration_ms": seconds * 1000,
@@ -215,7 +206,7 @@ class SagaExecutor:
             rec.current_step = None
             rec.completed_at = utcnow()
             release(rec)
-            events.append({"type": "saga_completed"})
+            events.append({"type": EventType.SAGA_COMPLETED})
         else:
             rec.current_step = steps[rec.step_index].name
         await self._commit(rec, events, messages)
@@ -237,24 +228,39 @@ class SagaExecutor:
         error: BaseException | None,
         *,
         timed_out: bool = False,
-        first_event: dict[str, Any] | None = None,
+        first_event: EventSpec | None = None,
         actor: str | None = None,
     ) -> None:
-        events: list[dict[str, Any]] = [first_event] if first_event else []
+        events: list[EventSpec] = [first_event] if first_event else []
         if timed_out:
-            events.append({"type": "saga_timed_out", "step": rec.current_step})
+            events.append({"type": EventType.SAGA_TIMED_OUT, "step": rec.current_step})
         set_status(rec, SagaStatus.COMPENSATING)
         rec.reason = reason
         if error is not None:
             record_error(rec, error)
         rec.attempt = 1
         rec.next_attempt_at = None
-        events.append({"type": "compensation_started", "reason": reason.value, "actor": actor})
-        self._advance_compensation(rec, self._remaining_compensations(rec.step_index), events)
+        # the saga's own starter is who a rollback is done for: "compensations by user X"
+        actor = actor or await self._starter(rec)
+        events.append(
+            {"type": EventType.COMPENSATION_STARTED, "reason": reason.value, "actor": actor}
+        )
+        self._advance_compensation(
+            rec, self._remaining_compensations(rec.step_index), events, actor
+        )
         await self._commit(rec, events)
 
+    async def _starter(self, rec: SagaRecord) -> str | None:
+        """The actor who started the saga (read only when a rollback begins)."""
+        history = await self.store.events(rec.id)
+        return history[0].actor if history and history[0].type == EventType.SAGA_STARTED else None
+
     def _advance_compensation(
-        self, rec: SagaRecord, remaining: int, events: list[dict[str, Any]]
+        self,
+        rec: SagaRecord,
+        remaining: int,
+        events: list[EventSpec],
+        actor: str | None = None,
     ) -> None:
         rec.step_index = remaining
         if remaining == 0:
@@ -262,13 +268,15 @@ class SagaExecutor:
             rec.current_step = None
             rec.completed_at = utcnow()
             release(rec)
-            events.append({"type": "saga_compensated", "reason": rec.reason})
+            events.append(
+                {"type": EventType.SAGA_COMPENSATED, "reason": rec.reason, "actor": actor}
+            )
         else:
             rec.current_step = self.saga.steps[remaining - 1].name
 
     async def _backward(self, rec: SagaRecord) -> _Next:
         if rec.step_index == 0:  # nothing left to undo (e.g. resumed by an operator)
-            events: list[dict[str, Any]] = []
+            events: list[EventSpec] = []
             self._advance_compensation(rec, 0, events)
             await self._commit(rec, events)
             return _Next.CONTINUE
@@ -276,6 +284,9 @@ class SagaExecutor:
         policy = self.saga.retry_for(step, compensation=True)
         if rec.attempt > policy.max_attempts:
             await self._attempts_exhausted(rec, step, policy, compensation=True)
+            return _Next.CONTINUE
+        if rec.crashes > policy.max_crashes:
+            await self._crashed_too_often(rec, step, policy, compensation=True)
             return _Next.CONTINUE
         if not await self._wait_for_timer(rec):
             return _Next.STOP
@@ -289,10 +300,13 @@ class SagaExecutor:
         error: BaseException
         try:
             result = await invoke(step.compensate, ctx, timeout)
+            rec.crashes = 0
             output = step_output(result, f"saga {self.saga.name!r}, compensation of {step.name!r}")
         except TimeoutError:
+            rec.crashes = 0
             error = StepTimeout(f"compensation of {step.name!r} ran past its timeout of {timeout}s")
         except Exception as e:
+            rec.crashes = 0
             error = e
         else:
             seconds = time.monotonic() - t0
@@ -300,9 +314,9 @@ class SagaExecutor:
             rec.data = {**rec.data, **output} if output else rec.data
             rec.attempt = 1
             rec.next_attempt_at = None
-            done: list[dict[str, Any]] = [
+            done: list[EventSpec] = [
                 {
-                    "type": "compensation_completed",
+                    "type": EventType.COMPENSATION_COMPLETED,
                     "step": step.name,
                     "attempt": attempt,
                     "duration_ms": seconds * 1000,
@@ -320,8 +334,8 @@ class SagaExecutor:
             and rec.attempt < policy.max_attempts
         )
         self.hooks.compensation_failed(rec, step.name, error, will_retry=will_retry)
-        failed = {
-            "type": "compensation_failed",
+        failed: EventSpec = {
+            "type": EventType.COMPENSATION_FAILED,
             "step": step.name,
             "attempt": rec.attempt,
             "duration_ms": seconds * 1000,
@@ -332,7 +346,7 @@ class SagaExecutor:
         await self._fail(rec, error, failed)
         return _Next.CONTINUE
 
-    async def _fail(self, rec: SagaRecord, error: BaseException, event: dict[str, Any]) -> None:
+    async def _fail(self, rec: SagaRecord, error: BaseException, event: EventSpec) -> None:
         set_status(rec, SagaStatus.FAILED)
         record_error(rec, error)
         rec.completed_at = utcnow()
@@ -345,7 +359,9 @@ class SagaExecutor:
             error,
             extra={"saga_id": rec.id, "saga_type": rec.saga_type, "step": rec.current_step},
         )
-        await self._commit(rec, [event, {"type": "saga_failed", "error": describe_error(error)}])
+        await self._commit(
+            rec, [event, {"type": EventType.SAGA_FAILED, "error": describe_error(error)}]
+        )
 
     # -- shared ---------------------------------------------------------------------------
 
@@ -353,15 +369,34 @@ class SagaExecutor:
         self, rec: SagaRecord, step: Step, policy: Retry, *, compensation: bool
     ) -> None:
         """The last allowed attempt was started but never recorded: its worker was lost."""
-        what = f"compensation of {step.name!r}" if compensation else f"step {step.name!r}"
-        error = StepFailed(
-            f"{what} used all {policy.max_attempts} attempts; the worker running the last "
-            "one stopped before recording a result"
+        why = (
+            f"used all {policy.max_attempts} attempts; the worker running the last one "
+            "stopped before recording a result"
         )
-        event = {
-            "type": "compensation_failed" if compensation else "step_failed",
+        await self._give_up(rec, step, why, rec.attempt - 1, compensation=compensation)
+
+    async def _crashed_too_often(
+        self, rec: SagaRecord, step: Step, policy: Retry, *, compensation: bool
+    ) -> None:
+        """The step killed its worker again while it ran alone: it is the poison, stop it."""
+        why = (
+            f"stopped its worker process {rec.crashes} times, {rec.crashes - 1} of them "
+            f"while it ran alone (Retry.max_crashes={policy.max_crashes}); treated as "
+            "failed so that it stops killing workers"
+        )
+        rec.crashes = 0
+        await self._give_up(rec, step, why, rec.attempt, compensation=compensation)
+
+    async def _give_up(
+        self, rec: SagaRecord, step: Step, why: str, attempt: int, *, compensation: bool
+    ) -> None:
+        """Record the step as failed for good: roll back, or FAILED if it was a compensation."""
+        what = f"compensation of {step.name!r}" if compensation else f"step {step.name!r}"
+        error = StepFailed(f"{what} {why}")
+        event: EventSpec = {
+            "type": EventType.COMPENSATION_FAILED if compensation else EventType.STEP_FAILED,
             "step": step.name,
-            "attempt": rec.attempt - 1,
+            "attempt": attempt,
             "error": describe_error(error),
         }
         if compensation:
@@ -371,10 +406,10 @@ class SagaExecutor:
             self.hooks.step_failed(rec, step.name, error, will_retry=False)
             await self._begin_compensation(rec, Reason.ERROR, error, first_event=event)
 
-    async def _release_unstarted(self, rec: SagaRecord) -> None:
+    async def release_unstarted(self, rec: SagaRecord) -> None:
         """Hand the saga back before its next attempt starts (that attempt is not counted)."""
         release(rec)
-        rec.attempt = max(rec.attempt - 1, 0)
+        uncount_claim(rec)
         await self._commit(rec, [])
 
     async def _wait_for_timer(self, rec: SagaRecord) -> bool:
@@ -385,13 +420,13 @@ class SagaExecutor:
         if delay <= 0:
             return True
         if delay > self.max_inline_delay:
-            await self._release_unstarted(rec)
+            await self.release_unstarted(rec)
             return False
         await asyncio.sleep(delay)
         return True
 
     async def _schedule_retry(
-        self, rec: SagaRecord, policy: Retry, error: BaseException, event: dict[str, Any]
+        self, rec: SagaRecord, policy: Retry, error: BaseException, event: EventSpec
     ) -> _Next:
         delay = policy.delay(rec.attempt)
         rec.next_attempt_at = utcnow() + timedelta(seconds=delay)
@@ -408,6 +443,19 @@ class SagaExecutor:
         await asyncio.sleep(delay)
         return _Next.CONTINUE
 
+    def _inconsistency(self, rec: SagaRecord) -> str | None:
+        """Say what in a loaded saga this definition cannot run from, or ``None``."""
+        steps = len(self.saga.steps)
+        if rec.attempt < 0:
+            return f"its attempt counter is {rec.attempt}"
+        top = steps - 1 if rec.status in (SagaStatus.PENDING, SagaStatus.RUNNING) else steps
+        if not 0 <= rec.step_index <= top:
+            return (
+                f"its step index {rec.step_index} is outside the {steps} steps of "
+                f"{self.saga.name!r} for a {rec.status.value} saga"
+            )
+        return None
+
     async def _hold_changed_definition(self, rec: SagaRecord) -> None:
         stored, current = rec.definition_hash, self.saga.definition_hash
         log.warning(
@@ -419,58 +467,29 @@ class SagaExecutor:
             current,
             extra={"saga_id": rec.id, "saga_type": rec.saga_type},
         )
+        await self._hold(
+            rec,
+            Reason.DEFINITION_CHANGED,
+            f"definition changed: saga has {stored}, this code has {current}",
+        )
+
+    async def _hold(self, rec: SagaRecord, reason: Reason, why: str) -> None:
+        """Pause the saga for a person, uncounting the attempt its claim took."""
         rec.paused_from = rec.status
         set_status(rec, SagaStatus.PAUSED)
-        rec.reason = Reason.DEFINITION_CHANGED
-        rec.attempt = max(rec.attempt - 1, 0)
+        rec.reason = reason
+        uncount_claim(rec)
+        if reason is Reason.CORRUPT:
+            rec.error_type, rec.error_message = "sagakit.corrupt", why
         release(rec)
-        await self._commit(
-            rec,
-            [
-                {
-                    "type": "saga_paused",
-                    "reason": f"definition changed: saga has {stored}, this code has {current}",
-                }
-            ],
-        )
+        await self._commit(rec, [{"type": EventType.SAGA_PAUSED, "reason": why}])
 
     async def _commit(
         self,
         rec: SagaRecord,
-        events: list[dict[str, Any]],
+        events: list[EventSpec],
         outbox: list[OutboxMessage] | None = None,
     ) -> None:
         await commit(self.store, rec, events, outbox)
         if self._fault is not None:
             self._fault.committed(e["type"] for e in events)
-
-
-async def commit(
-    store: SagaStore,
-    rec: SagaRecord,
-    events: list[dict[str, Any]],
-    outbox: list[OutboxMessage] | None = None,
-) -> None:
-    """Write ``rec`` and its new events as one checkpoint, bumping its version.
-
-    A lost connection leaves the commit in doubt; retrying is safe because a commit that
-    did land makes the retry fail the version check (``ConcurrencyError``) instead of
-    writing twice.
-    """
-    expected = rec.version
-    rec.version = expected + 1
-    now = utcnow()
-    rec.updated_at = now
-    rows = []
-    for spec in events:
-        rec.last_seq += 1
-        rows.append(SagaEvent(saga_id=rec.id, seq=rec.last_seq, at=now, **spec))
-    for wait in (*_STORE_BACKOFF, None):
-        try:
-            await store.save(rec, expected_version=expected, events=rows, outbox=outbox or ())
-            return
-        except StoreUnavailable as e:
-            if wait is None:
-                raise
-            log.warning("saga %s: store unavailable (%s); retrying in %.1fs", rec.id, e, wait)
-            await asyncio.sleep(wait)

@@ -51,6 +51,14 @@ class StoreUnavailable(StoreError):
     """The database cannot be reached right now; the operation may be retried."""
 
 
+class TransactionConflict(StoreUnavailable):
+    """The database rolled the transaction back to break a deadlock; retry it at once."""
+
+
+class CheckpointTooLarge(StoreError):
+    """A saga's checkpoint is larger than the database accepts in one statement."""
+
+
 class ConcurrencyError(StoreError):
     """A write lost an optimistic-lock race: the saga changed since it was read.
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from .definition import StepFunction
 from .errors import NotSerializable
+from .plain import data_problem, describe_problem
 
 
 @functools.lru_cache(maxsize=4096)
@@ -36,29 +36,11 @@ async def invoke(fn: StepFunction, ctx: Any, timeout: float | None) -> Any:
     return result
 
 
-_PLAIN_DATA = "plain data (str, int, float, bool, None, list, dict)"
-
-
 def ensure_json(values: Mapping[str, Any], where: str) -> None:
-    """Raise ``NotSerializable`` naming the first key of ``values`` that JSON cannot hold."""
-    try:
-        json.dumps(values, allow_nan=False)
-        return
-    except (TypeError, ValueError):
-        pass
-    for key, value in values.items():
-        if not isinstance(key, str):
-            raise NotSerializable(
-                f"{where}: key {key!r} is a {type(key).__name__}; context keys must be strings"
-            )
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise NotSerializable(
-                f"{where}: value of {key!r} is a {type(value).__name__}, which cannot be "
-                f"stored as JSON ({e}); use {_PLAIN_DATA}, e.g. str(value) or value.isoformat()"
-            ) from e
-    raise NotSerializable(f"{where}: the values cannot be stored as JSON; use {_PLAIN_DATA}")
+    """Raise ``NotSerializable`` naming the first part of ``values`` no store can hold."""
+    problem = data_problem(values)
+    if problem is not None:
+        raise NotSerializable(describe_problem(where, problem))
 
 
 def step_output(result: Any, where: str) -> dict[str, Any]:
@@ -66,9 +48,11 @@ def step_output(result: Any, where: str) -> dict[str, Any]:
     if result is None:
         return {}
     if not isinstance(result, Mapping):
+        kind = type(result).__name__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
         raise NotSerializable(
-            f"{where} returned a {type(result).__name__}; return a dict (merged into the "
-            "saga's context) or None"
+            f"{where} returned {article} {kind}; return a dict (merged into the saga's "
+            "context) or None"
         )
     output = dict(result)
     ensure_json(output, f"{where} result")

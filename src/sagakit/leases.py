@@ -7,7 +7,7 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from .errors import StoreError
+from .errors import StoreError, TransactionConflict
 from .store.base import SagaStore
 from .store.records import SagaRecord, utcnow
 
@@ -40,6 +40,10 @@ class LeaseKeeper:
         """Stop renewing the lease of ``saga_id``."""
         self._held.pop(saga_id, None)
 
+    def held_ids(self) -> list[str]:
+        """The ids of the sagas this process is running now."""
+        return list(self._held)
+
     def start(self) -> None:
         """Begin renewing in the background."""
         if self._task is None:
@@ -59,11 +63,17 @@ class LeaseKeeper:
         if not held:
             return
         until = utcnow() + self.lease_until()
-        try:
-            lost = await self.store.renew(self.owner, held, until)
-        except StoreError as e:
-            log.warning("could not renew %d leases: %s", len(held), e)
-            return
+        for tries_left in range(3, -1, -1):
+            try:
+                lost = await self.store.renew(self.owner, held, until)
+                break
+            except TransactionConflict as e:  # rolled back to break a deadlock: again, now
+                if not tries_left:
+                    log.warning("could not renew %d leases: %s", len(held), e)
+                    return
+            except StoreError as e:
+                log.warning("could not renew %d leases: %s", len(held), e)
+                return
         for saga_id, record in held.items():
             if saga_id in lost:
                 log.warning("saga %s: lease lost to another worker", saga_id)

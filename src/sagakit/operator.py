@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from .engine import commit, release, set_status
+from .checkpoint import commit, release, set_status
 from .errors import ConcurrencyError, OperatorActionRefused, SagaNotFound
+from .history import EventSpec, EventType
+from .plain import check_texts
 from .status import Reason, SagaStatus
 from .store.base import SagaStore
 from .store.records import SagaRecord, utcnow
@@ -71,12 +73,12 @@ def _refuse(action: Action, record: SagaRecord) -> OperatorActionRefused:
 
 async def _last_compensation_reason(store: SagaStore, saga_id: str) -> Reason:
     for event in reversed(await store.events(saga_id)):
-        if event.type == "compensation_started" and event.reason:
+        if event.type == EventType.COMPENSATION_STARTED and event.reason:
             return Reason(event.reason)
     return Reason.ERROR
 
 
-async def _apply(store: SagaStore, rec: SagaRecord, action: Action) -> str:
+async def _apply(store: SagaStore, rec: SagaRecord, action: Action) -> EventType:
     """Change ``rec`` in memory for ``action``; return the event type to record."""
     now = utcnow()
     if rec.reason == Reason.DEFINITION_CHANGED and action is not Action.PAUSE:
@@ -96,7 +98,7 @@ async def _apply(store: SagaStore, rec: SagaRecord, action: Action) -> str:
     elif action in (Action.COMPENSATE, Action.CANCEL):
         reason = Reason.CANCELLED if action is Action.CANCEL else Reason.COMPENSATE
         if rec.status == _S.PAUSED and rec.paused_from == _S.PENDING:
-            rec.status = _S.PENDING  # undo the pause in the table's terms first
+            set_status(rec, _S.PENDING)  # undo the pause in the table's terms first
         set_status(rec, _S.COMPENSATING)
         rec.reason = reason
         rec.next_attempt_at = None
@@ -110,7 +112,7 @@ async def _apply(store: SagaStore, rec: SagaRecord, action: Action) -> str:
         set_status(rec, _S.PAUSED)
         rec.reason = Reason.OPERATOR
         release(rec)
-        return "operator_pause"
+        return EventType.OPERATOR_PAUSE
     elif action is Action.RESUME:
         target = rec.paused_from or _S.RUNNING
         set_status(rec, target)
@@ -120,10 +122,11 @@ async def _apply(store: SagaStore, rec: SagaRecord, action: Action) -> str:
         rec.paused_from = None
         rec.next_attempt_at = None
         release(rec)
-        return "operator_resume"
+        return EventType.OPERATOR_RESUME
     rec.attempt = 0  # an operator's retry or rollback starts with a fresh set of attempts
+    rec.crashes = 0
     release(rec)
-    return f"operator_{action.value}"
+    return EventType(f"operator_{action.value}")
 
 
 async def apply_action(
@@ -136,6 +139,7 @@ async def apply_action(
     source_ip: str | None = None,
 ) -> SagaRecord:
     """Apply ``action`` to the saga, record who did it and why, and return its new state."""
+    check_texts("operator action", actor=actor, reason=reason, source_ip=source_ip)
     try:
         action = Action(action)
     except ValueError:
@@ -149,7 +153,7 @@ async def apply_action(
             raise _refuse(action, rec)
         before = rec.status
         event_type = await _apply(store, rec, action)
-        events = [
+        events: list[EventSpec] = [
             {
                 "type": event_type,
                 "step": rec.current_step,
@@ -160,9 +164,11 @@ async def apply_action(
             }
         ]
         if action in (Action.COMPENSATE, Action.CANCEL):
-            events.append({"type": "compensation_started", "reason": rec.reason, "actor": actor})
+            events.append(
+                {"type": EventType.COMPENSATION_STARTED, "reason": rec.reason, "actor": actor}
+            )
         if rec.status == _S.COMPENSATED:
-            events.append({"type": "saga_compensated", "reason": rec.reason})
+            events.append({"type": EventType.SAGA_COMPENSATED, "reason": rec.reason})
         try:
             await commit(store, rec, events)
         except ConcurrencyError:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .status import TERMINAL, SagaStatus
+from .status import TERMINAL, Reason, SagaStatus
 from .store.base import SagaStore
 from .store.records import SagaQuery, SagaRecord, utcnow
 
@@ -41,6 +41,8 @@ class SagaStats:
 
     by_status: dict[str, int]
     by_type: dict[str, dict[str, int]]
+    #: Finished sagas off the happy path by status and reason: ``{"COMPENSATED": {"error": 3}}``.
+    by_reason: dict[str, dict[str, int]]
     total: int
     success_rate: float | None
     p50_seconds: float | None
@@ -59,14 +61,21 @@ async def stats(store: SagaStore, *, sample: int = DURATION_SAMPLE) -> SagaStats
     by_type: dict[str, dict[str, int]] = {}
     for (saga_type, status), n in (await store.count_by_type()).items():
         by_type.setdefault(saga_type, {})[status.value] = n
+    by_reason: dict[str, dict[str, int]] = {}
+    for (status, reason), n in (await store.count_by_reason()).items():
+        if status in TERMINAL and status != SagaStatus.COMPLETED:
+            by_reason.setdefault(status.value, {})[reason or "none"] = n
     done = by_status.get("COMPLETED", 0)
-    ended = sum(by_status.get(s.value, 0) for s in TERMINAL)
+    # a cancelled saga did what it was asked: it is not a failure of the business process
+    cancelled = by_reason.get("COMPENSATED", {}).get(Reason.CANCELLED.value, 0)
+    ended = sum(by_status.get(s.value, 0) for s in TERMINAL) - cancelled
     durations = [
         (r.completed_at - r.created_at).total_seconds() for r in finished if r.completed_at
     ]
     return SagaStats(
         by_status=by_status,
         by_type=by_type,
+        by_reason=by_reason,
         total=sum(by_status.values()),
         success_rate=done / ended if ended else None,
         p50_seconds=percentile(durations, 0.50),
@@ -96,10 +105,31 @@ class Health:
     pool: str | None = None
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: The connection pool as numbers: ``size``, ``checked_out``, ``overflow``.
+    pool_stats: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for JSON."""
         return asdict(self)
+
+
+def describe(store: SagaStore) -> str:
+    """The store's URL without its password, with the schema it uses (if not the default)."""
+    tables = getattr(store, "tables", None)
+    schema = getattr(tables, "schema", None)
+    return f"{store.description}?schema={schema}" if schema else store.description
+
+
+def _pool_numbers(pool: Any) -> dict[str, int] | None:
+    """Size, connections in use and overflow of a SQLAlchemy pool, where it keeps them."""
+    try:
+        return {
+            "size": int(pool.size()),
+            "checked_out": int(pool.checkedout()),
+            "overflow": max(int(pool.overflow()), 0),
+        }
+    except AttributeError:  # pools without a fixed size (SQLite's) keep no such numbers
+        return None
 
 
 async def health(store: SagaStore, *, stuck_after: timedelta = timedelta(hours=1)) -> Health:
@@ -110,12 +140,13 @@ async def health(store: SagaStore, *, stuck_after: timedelta = timedelta(hours=1
         latency = (time.perf_counter() - started) * 1000
         stuck_count = len(await stuck(store, stuck_after, limit=1000))
     except Exception as e:  # health reports every failure rather than raising it
-        return Health(ok=False, store=store.description, latency_ms=None, error=str(e))
+        return Health(ok=False, store=describe(store), latency_ms=None, error=str(e))
     engine = getattr(store, "engine", None)
     pool = engine.pool.status() if engine is not None else None
     return Health(
         ok=True,
-        store=store.description,
+        store=describe(store),
+        pool_stats=_pool_numbers(engine.pool) if engine is not None else None,
         latency_ms=round(latency, 2),
         stuck=stuck_count,
         failed=counts.get(SagaStatus.FAILED, 0),

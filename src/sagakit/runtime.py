@@ -15,28 +15,34 @@ from typing import Any
 from .definition import Saga, saga_registry
 from .engine import SagaExecutor
 from .errors import ConfigurationError, SagaNotFound, SagaTimeout, UnknownSagaType
+from .history import EventType
 from .hooks import HookChain, SagaHooks
 from .invoke import ensure_json
 from .leases import LeaseKeeper
 from .operator import Action, apply_action
+from .plain import check_texts, text_problem
 from .status import SagaStatus
 from .store.base import SagaStore
 from .store.records import SagaEvent, SagaQuery, SagaRecord, utcnow
 from .store.urls import open_store
-from .worker import Worker, new_owner_id
+from .worker import Worker, WorkerCounters, new_owner_id
 
 log = logging.getLogger("sagakit.runtime")
 
 _MAX_ID = 255
+#: Sagas a default Runtime runs in the background: its own started sagas and those that
+#: crashed processes left behind (once their lease expires).
+DEFAULT_WORKERS = 4
 
 
 class Runtime:
     """Runs sagas against one store.
 
     ``async with Runtime("sqlite:///sagas.db", sagas=[...]) as rt`` opens the store
-    (creating or upgrading its schema unless ``migrate=False``) and, with ``workers=N``,
-    runs up to N sagas at once in the background, resuming any that a crashed process
-    left behind once their lease expired.
+    (creating or upgrading its schema unless ``migrate=False``) and runs up to ``workers``
+    sagas at once in the background (``DEFAULT_WORKERS`` unless told): sagas started with
+    ``start`` and any saga of a registered type that a crashed process left behind, once
+    its lease expired. ``workers=0`` runs sagas only in the tasks that call ``run``.
     """
 
     def __init__(
@@ -45,7 +51,7 @@ class Runtime:
         sagas: Iterable[Saga] | Mapping[str, Saga] = (),
         *,
         store: SagaStore | None = None,
-        workers: int = 0,
+        workers: int = DEFAULT_WORKERS,
         lease_seconds: float = 30.0,
         poll_interval: float = 1.0,
         migrate: bool = True,
@@ -57,10 +63,26 @@ class Runtime:
     ) -> None:
         if store is not None and url is not None:
             raise ConfigurationError("give Runtime either a store URL or a store, not both")
-        if not isinstance(workers, int) or workers < 0:
-            raise ConfigurationError(f"workers must be an int >= 0, got {workers!r}")
-        if lease_seconds <= 0:
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+            raise ConfigurationError(
+                f"workers must be an int >= 0 (0: no background worker), got {workers!r}"
+            )
+        if not isinstance(lease_seconds, int | float) or lease_seconds <= 0:
             raise ConfigurationError(f"lease_seconds must be > 0, got {lease_seconds!r}")
+        #: What this Runtime was built from, so ``replace`` can build a variant of it.
+        self._config: dict[str, Any] = {
+            "url": url,
+            "store": store,
+            "workers": workers,
+            "lease_seconds": lease_seconds,
+            "poll_interval": poll_interval,
+            "migrate": migrate,
+            "hooks": tuple(hooks),
+            "prefix": prefix,
+            "owner": owner,
+            "archive_after": archive_after,
+            "delete_archived_after": delete_archived_after,
+        }
         self.store = store or open_store(url, prefix=prefix)
         self.sagas: dict[str, Saga] = saga_registry(sagas)
         self.owner = owner or new_owner_id()
@@ -77,10 +99,34 @@ class Runtime:
         self._finished: dict[str, asyncio.Event] = {}
         self._opened = False
 
+    def replace(self, **changes: Any) -> Runtime:
+        """Return a new, unopened Runtime configured as this one except for ``changes``.
+
+        ``changes`` are ``Runtime(...)`` keyword arguments; a new ``url`` replaces the
+        store this one was given. The command line uses this to run the application's own
+        Runtime (its hooks, lease, retention, prefix) with only the flags a user typed.
+        """
+        if self._opened:
+            raise ConfigurationError("replace() builds a new Runtime from an unopened one")
+        unknown = set(changes) - set(self._config) - {"sagas"}
+        if unknown:
+            raise ConfigurationError(
+                f"Runtime has no setting {sorted(unknown)[0]!r}; "
+                f"settings: {', '.join(sorted(self._config))}"
+            )
+        config = {**self._config, "sagas": list(self.sagas.values()), **changes}
+        if changes.get("url") is not None:
+            config["store"] = None
+        return Runtime(**config)
+
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def open(self) -> Runtime:
-        """Open the store and start the background worker, if any."""
+    async def open(self, *, background: bool = True) -> Runtime:
+        """Open the store and, with ``background``, start the background worker, if any.
+
+        ``background=False`` opens without a worker task; ``work()`` then runs the worker
+        in the caller's task (as ``sagakit worker`` does).
+        """
         if self._opened:
             return self
         await self.store.open(migrate=self.migrate)
@@ -98,8 +144,23 @@ class Runtime:
                 archive_after=self.archive_after,
                 delete_archived_after=self.delete_archived_after,
             )
-            self._worker_task = asyncio.create_task(self.worker.run(), name="sagakit-worker")
+            if background:
+                self._worker_task = asyncio.create_task(self.worker.run(), name="sagakit-worker")
         return self
+
+    async def work(self, *, burst: bool = False) -> WorkerCounters:
+        """Run the worker in this task until ``stop()``; with ``burst``, until idle."""
+        self._require_open()
+        if self.worker is None or self._worker_task is not None:
+            raise ConfigurationError(
+                "work() needs a Runtime opened with open(background=False) and workers >= 1"
+            )
+        return await self.worker.run(burst=burst)
+
+    def stop(self) -> None:
+        """Ask the worker to stop: running steps finish, checkpoint and release their sagas."""
+        if self.worker is not None:
+            self.worker.stop()
 
     async def close(self) -> None:
         """Stop the worker gracefully (running steps finish and checkpoint), close the store."""
@@ -159,8 +220,10 @@ class Runtime:
         elif not isinstance(saga_id, str) or not saga_id or len(saga_id) > _MAX_ID:
             raise ConfigurationError(
                 f"saga_id must be a non-empty string of at most {_MAX_ID} characters, "
-                f"got {saga_id!r}"
+                f"got {saga_id!r:.80}"
             )
+        elif (why := text_problem(saga_id)) is not None:
+            raise ConfigurationError(f"saga_id {saga_id!r:.80} {why}")
         if context is None:
             context = {}
         if not isinstance(context, Mapping):
@@ -189,10 +252,11 @@ class Runtime:
 
     @staticmethod
     def _started_event(record: SagaRecord, actor: str | None, source_ip: str | None) -> SagaEvent:
+        check_texts(f"saga {record.id!r:.80}", actor=actor, source_ip=source_ip)
         return SagaEvent(
             saga_id=record.id,
             seq=1,
-            type="saga_started",
+            type=EventType.SAGA_STARTED,
             at=record.created_at,
             actor=actor,
             source_ip=source_ip,
@@ -308,14 +372,23 @@ class Runtime:
             if record.is_terminal or record.status == SagaStatus.PAUSED:
                 return record
             if deadline is not None and loop.time() >= deadline:
-                raise SagaTimeout(
-                    f"saga {saga_id!r} is still {record.status.value} after {timeout}s"
-                )
+                raise SagaTimeout(self._still_running(record, timeout))
             waiter = self._finished.setdefault(saga_id, asyncio.Event())
             pause = interval if deadline is None else min(interval, deadline - loop.time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter.wait(), max(pause, 0))
             interval = min(interval * 2, self.poll_interval)
+
+    def _still_running(self, record: SagaRecord, timeout: float | None) -> str:
+        message = f"saga {record.id!r} is still {record.status.value} after {timeout}s"
+        if self.worker is None:
+            message += (
+                "; no worker runs in this process (Runtime(workers=0)), so only another "
+                "process's worker (`sagakit worker`) can advance it"
+            )
+        if record.lease_owner and record.lease_owner != self.owner:
+            message += f"; leased by {record.lease_owner} until {record.lease_expires_at}"
+        return message
 
     # -- reading --------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ class Reason(StrEnum):
     COMPENSATE = "compensate"  #: an operator forced a rollback
     OPERATOR = "operator"  #: an operator paused it
     DEFINITION_CHANGED = "definition_changed"  #: the code's step list differs from the saga's
+    CORRUPT = "corrupt"  #: its stored row cannot be read or makes no sense; repair it by hand
 
 
 TERMINAL: frozenset[SagaStatus] = frozenset(

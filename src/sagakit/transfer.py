@@ -1,35 +1,27 @@
 """Moving sagas between stores: JSON Lines export/import and a live copy.
 
 One line per saga: ``{"saga": {...}, "events": [...]}``. Import checks every line before
-writing any, and skips ids the target already has, so re-running is safe.
+writing any (``transfer_lines``), writes each saga with its history in one transaction,
+and skips ids the target already has, so re-running is safe.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from .errors import ConfigurationError
+from .errors import StoreError
+from .plain import data_problem, describe_problem, text_problem
 from .status import Reason, SagaStatus
 from .store.base import SagaStore
 from .store.records import SagaEvent, SagaQuery, SagaRecord
+from .transfer_lines import BadLine, decode_line, parse_line
 
-_DATETIMES = {
-    "next_attempt_at",
-    "timeout_at",
-    "lease_expires_at",
-    "created_at",
-    "updated_at",
-    "completed_at",
-    "archived_at",
-    "at",
-}
 _SAGA_FIELDS = [f.name for f in fields(SagaRecord)]
 _EVENT_FIELDS = [f.name for f in fields(SagaEvent)]
-_REQUIRED = ("id", "saga_type", "status", "data", "version", "created_at", "updated_at")
 
 
 def _plain(value: Any) -> Any:
@@ -47,60 +39,6 @@ def saga_line(record: SagaRecord, events: Iterable[SagaEvent]) -> str:
     return json.dumps({"saga": saga, "events": history}, sort_keys=True, ensure_ascii=False)
 
 
-class BadLine(ConfigurationError):
-    """A line of an import file is not a saga; the message names the line and the field."""
-
-
-def _parse_time(value: Any, where: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise BadLine(f"{where}: {value!r} is not an ISO 8601 time") from None
-
-
-def parse_line(text: str, number: int) -> tuple[SagaRecord, list[SagaEvent]]:
-    """Parse and validate one export line; raise ``BadLine`` naming line and field."""
-    where = f"line {number}"
-    try:
-        item = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise BadLine(f"{where}: not JSON ({e.msg} at column {e.colno})") from None
-    if not isinstance(item, dict) or not isinstance(item.get("saga"), dict):
-        raise BadLine(f'{where}: expected an object with a "saga" object and an "events" list')
-    saga, events = item["saga"], item.get("events", [])
-    missing = [name for name in _REQUIRED if saga.get(name) is None]
-    if missing:
-        raise BadLine(f"{where}: saga is missing {', '.join(missing)}")
-    unknown = set(saga) - set(_SAGA_FIELDS)
-    if unknown:
-        raise BadLine(f"{where}: saga has unknown fields {sorted(unknown)}")
-    if not isinstance(saga["data"], dict):
-        raise BadLine(f"{where}: saga.data must be an object")
-    values = dict(saga)
-    try:
-        values["status"] = SagaStatus(saga["status"])
-        values["reason"] = Reason(saga["reason"]) if saga.get("reason") else None
-        values["paused_from"] = SagaStatus(saga["paused_from"]) if saga.get("paused_from") else None
-    except ValueError as e:
-        raise BadLine(f"{where}: {e}") from None
-    for name in _DATETIMES & set(values):
-        values[name] = _parse_time(values[name], f"{where}: saga.{name}")
-    record = SagaRecord(**values)
-    if not isinstance(events, list):
-        raise BadLine(f"{where}: events must be a list")
-    history = []
-    for i, event in enumerate(events):
-        if not isinstance(event, dict) or not {"seq", "type"} <= set(event):
-            raise BadLine(f"{where}: events[{i}] needs at least seq and type")
-        event_values = {k: v for k, v in event.items() if k in _EVENT_FIELDS}
-        event_values["saga_id"] = record.id
-        event_values["at"] = _parse_time(event.get("at"), f"{where}: events[{i}].at")
-        history.append(SagaEvent(**event_values))
-    return record, history
-
-
 async def iter_sagas(
     store: SagaStore, page: int = 500
 ) -> AsyncIterator[tuple[SagaRecord, list[SagaEvent]]]:
@@ -115,17 +53,78 @@ async def iter_sagas(
         before = (records[-1].created_at, records[-1].id)
 
 
+@dataclass(slots=True)
+class ImportReport:
+    """What an import or copy did: sagas written, already present, and those that failed."""
+
+    imported: int = 0
+    present: int = 0
+    #: ``(saga id, why)`` for each saga that could not be written; nothing of it was.
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    #: Sagas not tried because the import stopped at the first failure.
+    not_tried: int = 0
+
+
 async def import_sagas(
     store: SagaStore,
     items: Iterable[tuple[SagaRecord, list[SagaEvent]]],
     progress: Callable[[], None] | None = None,
-) -> tuple[int, int]:
-    """Write sagas the store lacks; return (imported, already present)."""
-    imported = skipped = 0
-    for record, events in items:
-        _, created = await store.create(record, events)
-        imported += created
-        skipped += not created
+    *,
+    keep_going: bool = False,
+) -> ImportReport:
+    """Write the sagas the store lacks, each with its history in one transaction.
+
+    A saga the target cannot hold is refused before anything of it is written (naming the
+    saga and the field); with ``keep_going`` the others are still written, otherwise the
+    import stops there. Either way the report says exactly what was written.
+    """
+    report = ImportReport()
+    pending = list(items)
+    for index, (record, events) in enumerate(pending):
+        try:
+            _check_writable(record, events)
+            _, created = await store.create(record, events)
+        except (StoreError, BadLine) as e:
+            report.failed.append((record.id, str(e)))
+            if not keep_going:
+                report.not_tried = len(pending) - index - 1
+                return report
+        else:
+            report.imported += created
+            report.present += not created
         if progress is not None:
             progress()
-    return imported, skipped
+    return report
+
+
+def _check_writable(record: SagaRecord, events: list[SagaEvent]) -> None:
+    """Refuse, naming the field, what a store could not hold (e.g. NUL read from SQLite)."""
+    problem = data_problem(record.data)
+    if problem is not None:
+        raise BadLine(describe_problem("data", problem))
+    for name in ("id", "saga_type", "current_step", "error_message", "error_stack"):
+        value = getattr(record, name)
+        why = text_problem(value) if isinstance(value, str) else None
+        if why is not None:
+            raise BadLine(f"{name} {why}")
+    for event in events:
+        for name in ("output", "error"):
+            problem = data_problem(getattr(event, name))
+            if problem is not None:
+                raise BadLine(describe_problem(f"event {event.seq} {name}", problem))
+        for name in ("reason", "actor"):
+            value = getattr(event, name)
+            why = text_problem(value) if isinstance(value, str) else None
+            if why is not None:
+                raise BadLine(f"event {event.seq} {name} {why}")
+
+
+__all__ = [
+    "BadLine",
+    "ImportReport",
+    "decode_line",
+    "import_sagas",
+    "iter_sagas",
+    "parse_line",
+    "saga_line",
+]

@@ -109,6 +109,9 @@ class Worker:
         self.maintenance_interval = maintenance_interval
         self._next_maintenance = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Claimed sagas whose last holder died running them: each runs alone, in turn.
+        self._suspects: list[SagaRecord] = []
+        self._solo: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
         self._stopping = False
 
@@ -137,8 +140,11 @@ class Worker:
         try:
             while not self._stopping:
                 await self._maintain()
+                if self._run_suspect_alone():
+                    await self._sleep(self.poll_interval)
+                    continue
                 claimed = await self._claim()
-                if burst and not claimed and not self._tasks:
+                if burst and not claimed and not self._tasks and not self._suspects:
                     break
                 if claimed and len(self._tasks) < self.concurrency:
                     idle = self.poll_interval / 16
@@ -148,6 +154,7 @@ class Worker:
         finally:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._release_suspects()
             if unsubscribe is not None:
                 await unsubscribe()
         return self.counters
@@ -195,6 +202,9 @@ class Worker:
                 lease_until=now + self.leases.lease_until(),
                 limit=free,
                 saga_types=self.sagas,
+                # a lease that ran out while its renewal failed is still ours to finish:
+                # claiming it again would run the same step twice in one process
+                exclude_ids=self.leases.held_ids(),
             )
         except StoreError as e:
             log.warning("worker %s: could not claim sagas: %s; will retry", self.owner, e)
@@ -204,10 +214,51 @@ class Worker:
             return 0
         for record in records:
             self.counters.claimed += 1
-            task = asyncio.create_task(self._execute(record), name=f"saga-{record.id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            if record.crashes:
+                self.leases.hold(record)  # keep its lease while it waits for its turn
+                self._suspects.append(record)
+            else:
+                self._start(record)
         return len(records)
+
+    def _start(self, record: SagaRecord) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._execute(record), name=f"saga-{record.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _run_suspect_alone(self) -> bool:
+        """Run sagas whose last worker died one at a time, with nothing beside them.
+
+        If one kills this process too, no innocent saga dies with it, and the next worker
+        knows it was alone: only the saga that kills again is charged for it. Return
+        whether a suspect is waiting or running (then nothing else is claimed).
+        """
+        if self._solo is not None and not self._solo.done():
+            return True
+        self._solo = None
+        if not self._suspects:
+            return False
+        if not self._tasks:
+            record = self._suspects.pop(0)
+            log.info(
+                "saga %s: its last worker died running it; running it alone",
+                record.id,
+                extra={"saga_id": record.id, "saga_type": record.saga_type},
+            )
+            self._solo = self._start(record)
+        return True
+
+    async def _release_suspects(self) -> None:
+        """Hand back suspects this worker stops before running; they stay suspect."""
+        while self._suspects:
+            record = self._suspects.pop(0)
+            try:
+                await self._executors[record.saga_type].release_unstarted(record)
+            except StoreError as e:
+                log.warning("saga %s: could not release (%s); its lease will expire", record.id, e)
+            finally:
+                self.leases.drop(record.id)
 
     async def _execute(self, record: SagaRecord) -> None:
         self.leases.hold(record)

@@ -160,7 +160,7 @@ def test_import_reports_the_bad_line_and_imports_nothing(tmp_path: Path) -> None
     bad.write_text("\n".join([lines[0], json.dumps(broken), lines[2]]) + "\n")
     target = f"sqlite:///{tmp_path}/target.db"
     code, out = cli("import", str(bad), "--db", target)
-    assert code == 1
+    assert code == 2
     assert "line 2" in out and "EXPLODED" in out and "nothing was imported" in out
     assert not (tmp_path / "target.db").exists() or cli("list", "--db", target, "--json")[1] == ""
 
@@ -228,7 +228,65 @@ def test_bad_arguments_name_the_argument(tmp_path: Path) -> None:
     code, out = cli("stuck", "--db", f"sqlite:///{tmp_path}/x.db", "--older-than", "soon")
     assert code == 2 and "--older-than" in out and "not a duration" in out
     code, out = cli("list", "--db", "oracle://x")
-    assert code == 1 and "unknown backend 'oracle'" in out
+    assert code == 2 and "unknown backend 'oracle'" in out
     for command in ("list", "show", "retry", "worker", "stats", "export", "copy", "backup"):
         code, out = cli(command, "--help")
         assert code == 0 and "Example:" in out, command
+
+
+def test_worker_runs_the_apps_runtime_as_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an application Runtime with its own hook, table prefix and lease
+    url = f"sqlite:///{tmp_path}/shop.db"
+    monkeypatch.setenv("SHOPAPP_DB", url)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    import shopapp
+
+    async def start() -> None:
+        async with shopapp.runtime.replace() as rt:
+            for i in range(3):
+                await rt.start("shop", saga_id=f"s{i}")
+
+    asyncio.run(start())
+    # When the worker runs it with no --db and no other flag
+    code, out = cli("worker", "--app", "shopapp:runtime", "--burst")
+    # I expect the application's hook called, its prefixed tables used
+    assert code == 0, out
+    assert sorted(shopapp.finished) == ["s0", "s1", "s2"]
+    tables = {
+        row[0]
+        for row in sqlite3.connect(tmp_path / "shop.db").execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        )
+    }
+    assert "shop_saga_instances" in tables and "saga_instances" not in tables
+
+
+def test_worker_app_mistakes_are_one_line(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/x.db"
+    code, out = cli("worker", "--db", db, "--app", "tests.cli.shopapp:runtme")
+    assert code == 2 and "has no attribute 'runtme'" in out and "runtime" in out
+    assert "Traceback" not in out
+    code, out = cli("worker", "--db", db, "--app", "tests.cli.shopapp:pack")
+    assert code == 2 and "is the step 'pack', not a saga" in out
+    code, out = cli("worker", "--db", "", "--app", "tests.cli.shopapp:shop")
+    assert code == 2 and "empty" in out
+
+
+def test_worker_gives_up_on_an_unreachable_database_when_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SAGAKIT_CONNECT_TIMEOUT", "10")  # restored after the command sets it
+    code, out = cli(
+        "worker",
+        "--db",
+        "postgresql://postgres@127.0.0.1:1/nowhere",
+        "--app",
+        "tests.cli.shopapp:shop",
+        "--wait-for-db",
+        "1",
+        "--connect-timeout",
+        "1",
+    )
+    assert code == 1 and "gave up after --wait-for-db 1s" in out and "Traceback" not in out

@@ -2,7 +2,7 @@
 
 A line is ``<time> <what> <step> <saga id> <attempt> <pid>``; the context steers each
 saga: ``fail`` (a step that always raises), ``poison`` (a step that kills its worker),
-``sleep`` (seconds per step name).
+``sleep`` (seconds per step name), ``hang`` (a step whose first run never ends).
 """
 
 from __future__ import annotations
@@ -22,11 +22,19 @@ def note(what: str, step: str, ctx: sk.StepContext) -> None:
         f.write(f"{time.time():.3f} {what} {step} {ctx.saga_id} {ctx.attempt} {os.getpid()}\n")
 
 
+def runs(step: str, ctx: sk.StepContext) -> int:
+    """How often ``step`` of this saga has started, in any process (this run included)."""
+    with open(os.environ["CRASH_LOG"]) as f:
+        return sum(1 for line in f if f" do {step} {ctx.saga_id} " in line)
+
+
 def make_step(name: str) -> sk.Step:
     async def action(ctx: sk.StepContext) -> dict[str, Any]:
         note("do", name, ctx)
         if ctx.get("poison") == name:
             os._exit(3)
+        if ctx.get("hang") == name and runs(name, ctx) == 1:
+            await asyncio.Event().wait()
         await asyncio.sleep(ctx.get("sleep", {}).get(name, 0.02))
         if ctx.get("fail") == name:
             raise RuntimeError(f"{name} always fails")

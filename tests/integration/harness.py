@@ -9,12 +9,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sagakit as sk
+
+from ..servers import store_url_for
 
 HERE = Path(__file__).parent
 LEASE = 1.0
@@ -38,25 +40,16 @@ class Lab:
 
     def spawn(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start ``sagakit worker`` on this lab's database."""
+        worker = ["-m", "sagakit", "worker", "--db", self.url, "--app", "crashapp:sagas"]
+        return self._popen(*worker, "--lease", str(LEASE), "--poll", "0.05", *args, env=env)
+
+    def _popen(self, *argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``python *argv`` with this lab's note file; its output goes to a file."""
         n = len(self.procs)
         full_env = {**os.environ, "CRASH_LOG": str(self.log), **(env or {})}
         full_env["PYTHONPATH"] = os.pathsep.join([str(HERE), full_env.get("PYTHONPATH", "")])
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sagakit",
-                "worker",
-                "--db",
-                self.url,
-                "--app",
-                "crashapp:sagas",
-                "--lease",
-                str(LEASE),
-                "--poll",
-                "0.05",
-                *args,
-            ],
+            [sys.executable, *argv],
             env=full_env,
             stdout=open(self.tmp / f"worker{n}.out", "wb"),  # noqa: SIM115 - closed with the process
             stderr=subprocess.STDOUT,
@@ -64,14 +57,20 @@ class Lab:
         self.procs.append(proc)
         return proc
 
+    def run_app(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start the user application ``userapp.py`` (a default Runtime) on this database."""
+        return self._popen(str(HERE / "userapp.py"), self.url, *args)
+
     def output(self, proc: subprocess.Popen[bytes]) -> str:
         """What a worker printed."""
         return (self.tmp / f"worker{self.procs.index(proc)}.out").read_text()
 
-    def finish(self, rounds: int = 30, env: dict[str, str] | None = None) -> None:
+    def finish(
+        self, rounds: int = 30, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         """Run burst workers until every saga is terminal (waiting out dead workers' leases)."""
         for _ in range(rounds):
-            proc = self.spawn("--burst", env=env)
+            proc = self.spawn("--burst", *args, env=env)
             proc.wait(timeout=120)
             if all(r.is_terminal or r.status == sk.SagaStatus.PAUSED for r in self.sagas()):
                 return
@@ -136,7 +135,7 @@ class Lab:
         """Durably enqueue one saga per id (no worker in this process)."""
 
         async def go() -> None:
-            async with sk.Runtime(self.url, sagas=_sagas()) as rt:
+            async with sk.Runtime(self.url, sagas=_sagas(), workers=0) as rt:
                 for saga_id, context in contexts.items():
                     await rt.start(saga_type, context, saga_id=saga_id)
 
@@ -215,3 +214,13 @@ def assert_consistent(
     }
     if saga.status in terminal:
         assert events[-1].type == terminal[saga.status]
+
+
+def lab_on(backend: str, tmp_path: Path) -> Iterator[Lab]:
+    """Yield a lab on a fresh database of ``backend`` (sqlite, postgres or mariadb)."""
+    with store_url_for(backend, tmp_path) as url:
+        lab = Lab(tmp_path, url=url)
+        try:
+            yield lab
+        finally:
+            lab.cleanup()

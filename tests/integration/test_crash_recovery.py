@@ -14,17 +14,15 @@ import pytest
 
 import sagakit as sk
 
-from .harness import LEASE, Lab, assert_consistent, kill
+from .harness import LEASE, Lab, assert_consistent, kill, lab_on
 
 STEPS = ["s0", "s1", "s2", "s3"]
 S = sk.SagaStatus
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    lab = Lab(tmp_path)
-    yield lab
-    lab.cleanup()
+@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
+def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab]:
+    yield from lab_on(request.param, tmp_path)
 
 
 def test_kill_before_the_first_checkpoint(lab: Lab) -> None:
@@ -153,9 +151,11 @@ def test_poison_step_that_kills_its_worker_ends_compensated_after_its_retries(la
         time.sleep(LEASE * 1.1)
     saga = lab.saga("p")
     assert (saga.status, saga.reason) == (S.COMPENSATED, sk.Reason.ERROR)
-    assert lab.count("do", "s1") == 3  # max_attempts, never a loop
+    assert lab.count("do", "s1") == 3  # the first death, then max_crashes=2 alone: no loop
     assert lab.count("undone", "s0") == 1
-    assert "used all 3 attempts" in (saga.error_message or "")
+    assert "stopped its worker process 3 times, 2 of them while it ran alone" in (
+        saga.error_message or ""
+    )
     assert_consistent(lab, saga, STEPS)
 
 
@@ -233,3 +233,60 @@ def test_changed_definition_pauses_instead_of_resuming_blindly(lab: Lab) -> None
     assert [e.step for e in lab.events("v") if e.type == "step_completed"] == [
         "s0", "s1", "s2", "s3", "s4",
     ]  # fmt: skip
+
+
+def test_a_default_runtime_recovers_what_a_killed_app_left_running(lab: Lab) -> None:
+    # Given an application that ran a saga with rt.run and was killed in the middle of it
+    app = lab.run_app("run", "app-1")
+    lab.wait_for("do", "s1")
+    kill(app)
+    assert lab.saga("app-1").status == S.RUNNING
+    # When the same application starts again with a default Runtime and waits for it
+    again = lab.run_app("wait", "app-1")
+    # I expect the saga resumed once its lease expired, and finished
+    assert again.wait(timeout=180) == 0, lab.output(again)
+    assert lab.output(again).strip().endswith("COMPLETED")
+    saga = lab.saga("app-1")
+    assert_consistent(lab, saga, STEPS)
+    assert [lab.count("do", s) for s in STEPS] == [1, 2, 1, 1]
+
+
+def test_sigterm_while_the_app_still_imports_exits_zero(tmp_path: Path) -> None:
+    # Given a worker whose application is still importing (no event loop yet)
+    lab = Lab(tmp_path)
+    try:
+        lab.start("crashy", {"early": {}})
+        worker = lab._popen(
+            "-m", "sagakit", "worker", "--db", lab.url, "--app", "slowapp:sagas", "--poll", "0.05"
+        )
+        lab.wait_for("importing", "slowapp")
+        # When the orchestrator scales it down at once
+        worker.send_signal(signal.SIGTERM)
+        # I expect a graceful exit 0, nothing claimed and left behind
+        assert worker.wait(timeout=60) == 0, lab.output(worker)
+        saga = lab.saga("early")
+        assert saga.lease_owner is None and saga.status in (S.PENDING, S.RUNNING, S.COMPLETED)
+    finally:
+        lab.cleanup()
+
+
+def test_one_poison_saga_among_fifty_costs_its_neighbours_nothing(lab: Lab) -> None:
+    # Given 50 ordinary sagas and one whose step kills any worker that runs it
+    contexts: dict[str, dict[str, object]] = {
+        f"n{i}": {"sleep": {s: 0.05 for s in STEPS}} for i in range(50)
+    }
+    contexts["poison"] = {"poison": "s2"}
+    lab.start("crashy", contexts)
+    # When workers run them, each dying whenever the poison step runs
+    lab.finish(rounds=60, args=("--concurrency", "16"))
+    # I expect the poison saga stopped as its policy says, every other saga completed
+    poison = lab.saga("poison")
+    assert (poison.status, poison.reason) == (S.COMPENSATED, sk.Reason.ERROR)
+    assert lab.count("do", "s2", "poison") == 3
+    others = [r for r in lab.sagas() if r.id != "poison"]
+    assert len(others) == 50
+    assert {r.status for r in others} == {S.COMPLETED}, [
+        (r.id, r.status, r.error_message) for r in others if r.status != S.COMPLETED
+    ]
+    for saga in lab.sagas():
+        assert_consistent(lab, saga, STEPS)

@@ -17,19 +17,10 @@ from sqlalchemy import text
 import sagakit as sk
 
 from ..servers import _pg, drop_postgres_schema, fresh_postgres_schema, store_url_for
-from .harness import Lab, assert_consistent, kill
+from .harness import Lab, assert_consistent, kill, lab_on
 
 STEPS = ["s0", "s1", "s2", "s3"]
 S = sk.SagaStatus
-
-
-def lab_on(backend: str, tmp_path: Path) -> Iterator[Lab]:
-    with store_url_for(backend, tmp_path) as url:
-        lab = Lab(tmp_path, url=url)
-        try:
-            yield lab
-        finally:
-            lab.cleanup()
 
 
 @pytest.fixture
@@ -138,14 +129,18 @@ def test_a_full_postgres_restart_is_survived(pg_lab: Lab) -> None:
     assert all(r.status == S.COMPLETED for r in sagas)
 
 
-def test_notify_wakes_a_worker_in_another_process(pg_lab: Lab) -> None:
-    # Given a worker that would next poll in over half a minute
-    worker = pg_lab.spawn("--poll", "600")
+def wait_for_output(lab: Lab, worker: subprocess.Popen[bytes], text: str, count: int = 1) -> None:
+    """Wait until the worker has printed ``text`` ``count`` times."""
     deadline = time.monotonic() + 30
-    while "running" not in pg_lab.output(worker):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    time.sleep(0.5)
+    while lab.output(worker).count(text) < count:
+        assert time.monotonic() < deadline, lab.output(worker)
+        time.sleep(0.02)
+
+
+def test_notify_wakes_a_worker_in_another_process(pg_lab: Lab) -> None:
+    # Given a worker that would next poll in ten minutes, listening for new sagas
+    worker = pg_lab.spawn("--poll", "600")
+    wait_for_output(pg_lab, worker, "listening for new sagas")
     # When a saga is started from this process
     pg_lab.start("crashy", {"n": {}})
     # I expect it picked up long before the next poll
@@ -218,3 +213,74 @@ def test_mariadb_migration_lock_is_released_after_the_schema_is_ready(tmp_path: 
                 await store.close()
 
         assert asyncio.run(go()) == 1
+
+
+def test_a_killed_listen_connection_is_reopened_and_still_wakes_workers(pg_lab: Lab) -> None:
+    # Given a worker that would next poll in ten minutes, listening for new sagas
+    worker = pg_lab.spawn("--poll", "600")
+    wait_for_output(pg_lab, worker, "listening for new sagas")
+    # When the server terminates its LISTEN connection
+    asyncio.run(
+        _pg(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'sagakit-listen'"
+        )
+    )
+    wait_for_output(pg_lab, worker, "LISTEN connection")
+    wait_for_output(pg_lab, worker, "listening for new sagas", count=2)
+    # I expect a saga started afterwards picked up at once, not at the next poll
+    pg_lab.start("crashy", {"after-kill": {}})
+    saga = pg_lab.wait_until("after-kill", [S.COMPLETED], timeout=30)
+    assert saga.status == S.COMPLETED
+    kill(worker, signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+
+
+PG_LOG = Path("/var/log/postgresql")
+
+
+def _deadlocks(lab: Lab) -> int:
+    """Deadlocks the server has reported so far (PostgreSQL log lines, InnoDB's counter)."""
+    if lab.url.startswith("mysql"):
+
+        async def read() -> int:
+            import aiomysql
+
+            conn = await aiomysql.connect(host="127.0.0.1", port=3306, user="root")
+            try:
+                async with conn.cursor() as cur:
+                    await cur.execute("SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'")
+                    row = await cur.fetchone()
+                    return int(row[1])
+            finally:
+                conn.close()
+
+        return asyncio.run(read())
+    return sum(
+        log.read_text(errors="replace").count("deadlock detected") for log in PG_LOG.glob("*.log")
+    )
+
+
+@pytest.mark.parametrize("backend", ["postgres", "mariadb"])
+def test_short_leases_under_load_never_deadlock_or_run_a_step_twice(
+    backend: str, tmp_path: Path
+) -> None:
+    for lab in lab_on(backend, tmp_path):
+        # Given 2,000 sagas, four workers and a one-second lease renewed while checkpointing
+        lab.start("crashy", {f"d{i}": {} for i in range(2000)})
+        before = _deadlocks(lab)
+        workers = [lab.spawn("--concurrency", "16") for _ in range(4)]
+        sagas = wait_all_terminal(lab, timeout=600)
+        for w in workers:
+            kill(w, signal.SIGTERM)
+            assert w.wait(timeout=60) == 0
+        # I expect no deadlock, and with no kill no step attempt run twice
+        assert _deadlocks(lab) == before
+        twice = [
+            k
+            for k, n in Counter((n[2], n[3]) for n in lab.notes() if n[1] == "do").items()
+            if n > 1
+        ]
+        assert twice == []
+        check_all(lab, sagas, 2000)
+        assert all(r.status == S.COMPLETED for r in sagas)

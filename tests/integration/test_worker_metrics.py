@@ -37,7 +37,7 @@ def test_worker_metrics_show_the_counts_of_a_known_run(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
         assert 'saga_completed_total{saga_type="crashy"} 2.0' in text
-        assert 'saga_compensated_total{saga_type="crashy"} 1.0' in text
+        assert 'saga_compensated_total{reason="error",saga_type="crashy"} 1.0' in text
         assert 'saga_retries_total{saga_type="crashy",step_name="s2"} 2.0' in text
         assert '"saga_id": "bad"' in lab.output(worker)  # JSON logs carry saga fields
         kill(worker, signal.SIGTERM)

@@ -34,7 +34,7 @@ def value(metrics: SagaMetrics, name: str, **labels: str) -> float | None:
 
 
 #: The order of label values in the keys ``samples`` returns.
-LABELS = ("saga_type", "step_name", "error_type", "le")
+LABELS = ("saga_type", "step_name", "error_type", "reason", "le")
 
 
 def samples(text: str | bytes, name: str) -> dict[tuple[str, ...], float]:
@@ -62,12 +62,14 @@ async def test_saga_counters_count_each_outcome_per_type(run: SagaMetrics) -> No
     expected = {
         "saga_started_total": {"order": 5, "refund": 1},
         "saga_completed_total": {"order": 3, "refund": 1},
-        "saga_compensated_total": {"order": 1, "refund": 0},
         "saga_failed_total": {"order": 1, "refund": 0},
     }
     for name, by_type in expected.items():
         for saga_type, count in by_type.items():
             assert value(run, name, saga_type=saga_type) == count, (name, saga_type)
+    # compensations by why: the known run's one rollback followed a step error
+    for saga_type, count in {"order": 1, "refund": 0}.items():
+        assert value(run, "saga_compensated_total", saga_type=saga_type, reason="error") == count
 
 
 async def test_histograms_observe_each_finished_saga_and_completed_step(run: SagaMetrics) -> None:
@@ -127,7 +129,7 @@ async def test_refresh_counts_pending_sagas_from_the_database_for_every_process(
 ) -> None:
     # Given sagas started with no worker running them (PENDING)
     web = SagaMetrics()  # another process's metrics: it saw none of the run
-    async with sk.Runtime(db_url, sagas=[order_saga(), refund_saga()]) as rt:
+    async with sk.Runtime(db_url, sagas=[order_saga(), refund_saga()], workers=0) as rt:
         for i in range(2):
             await rt.start("order", saga_id=f"p{i}")
         await rt.start("refund", saga_id="p-refund")
@@ -186,7 +188,7 @@ async def test_refresh_counts_running_and_compensating_sagas(db_url: str) -> Non
 
 
 async def test_counting_in_flight_sagas_counts_each_type(db_url: str) -> None:
-    async with sk.Runtime(db_url, sagas=[order_saga(), refund_saga()]) as rt:
+    async with sk.Runtime(db_url, sagas=[order_saga(), refund_saga()], workers=0) as rt:
         for i in range(5):
             await rt.start("order", saga_id=f"o{i}")
         for i in range(2):
@@ -237,7 +239,10 @@ async def test_metrics_are_scraped_over_http(run: SagaMetrics, db_url: str) -> N
     assert content_type.startswith("text/plain")
     assert samples(body, "saga_started_total") == {("order",): 5, ("refund",): 1}
     assert samples(body, "saga_completed_total") == {("order",): 3, ("refund",): 1}
-    assert samples(body, "saga_compensated_total") == {("order",): 1, ("refund",): 0}
+    assert samples(body, "saga_compensated_total") == {
+        ("order", "error"): 1,
+        ("refund", "error"): 0,
+    }
     assert samples(body, "saga_failed_total") == {("order",): 1, ("refund",): 0}
     assert samples(body, "saga_running_current") == {("order",): 0, ("refund",): 0}
     assert samples(body, "saga_duration_seconds_count") == {("order",): 5, ("refund",): 1}

@@ -123,7 +123,7 @@ async def test_rt_run_nests_under_the_callers_span_and_rt_start_marks_it(
     sdk: Any, db_url: str
 ) -> None:
     tracer = sdk.get_tracer("app")
-    async with sk.Runtime(db_url, sagas=[refund_saga()], hooks=[SagaTracing(sdk)]) as rt:
+    async with sk.Runtime(db_url, sagas=[refund_saga()], hooks=[SagaTracing(sdk)], workers=0) as rt:
         with tracer.start_as_current_span("POST /refunds"):
             await rt.run("refund", saga_id="inline")
             await rt.start("refund", saga_id="queued")

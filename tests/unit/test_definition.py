@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import sagakit as sk
@@ -144,3 +146,27 @@ def test_definition_hash_changes_with_the_step_list() -> None:
     b = sk.Saga("s", steps=[sk.Step("b", ok), sk.Step("a", ok)])
     c = sk.Saga("s", steps=[sk.Step("a", ok), sk.Step("b", ok, compensate=ok)])
     assert len({a.definition_hash, b.definition_hash, c.definition_hash}) == 3
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: sk.Step("a", _noop, max_retries=3), r"no argument 'max_retries'; write retry="),
+        (
+            lambda: sk.Step("a", _noop, compensation=_noop),
+            r"no argument 'compensation'; write compensate=",
+        ),
+        (lambda: sk.Saga("s").step(retries=2), r"@saga.step has no argument 'retries'"),
+        (
+            lambda: sk.Step("a", _noop, colour="red"),
+            r"no argument 'colour'; its arguments are: name",
+        ),
+    ],
+)
+def test_arguments_from_other_orchestrators_say_what_to_write(make: Any, message: str) -> None:
+    with pytest.raises(sk.DefinitionError, match=message):
+        make()
+
+
+def _noop(ctx: sk.StepContext) -> None:
+    return None

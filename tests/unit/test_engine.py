@@ -251,7 +251,7 @@ async def test_non_dict_result_fails_with_a_clear_error(runtime: Any) -> None:
 
     rt = await runtime(saga).open()
     result = await rt.run("nd", {})
-    assert "returned a int; return a dict" in (result.error_message or "")
+    assert "returned an int; return a dict" in (result.error_message or "")
 
 
 async def test_unserialisable_context_is_refused_before_anything_is_stored(
@@ -355,3 +355,23 @@ async def test_a_broken_hook_never_breaks_a_saga(runtime: Any) -> None:
     rt = await runtime(recording_saga(log=[]), hooks=[Broken()]).open()
     result = await rt.run("s", {})
     assert result.status == sk.SagaStatus.COMPLETED
+
+
+@pytest.mark.parametrize(
+    ("context", "path"),
+    [
+        ({"note": "a\x00b"}, "'note' contains a NUL"),
+        ({"items": [{"name": "\ud800"}]}, "'items[0].name' is not valid UTF-8"),
+        ({"ratio": float("nan")}, "'ratio' is nan"),
+        ({"big": 10**30}, "'big' is an integer beyond"),
+    ],
+)
+async def test_what_no_store_can_hold_is_refused_alike_on_every_store(
+    runtime: Any, context: dict[str, Any], path: str
+) -> None:
+    rt = await runtime(recording_saga(log=[])).open()
+    with pytest.raises(sk.NotSerializable, match=path.replace("[", r"\[").replace("]", r"\]")):
+        await rt.start("s", context, saga_id="hostile")
+    with pytest.raises(sk.ConfigurationError, match="saga_id 'a\\\\x00b' contains a NUL"):
+        await rt.start("s", {}, saga_id="a\x00b")
+    assert await rt.list() == []

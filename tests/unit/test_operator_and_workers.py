@@ -31,6 +31,8 @@ def make_saga(log: list[str], behaviour: dict[str, Any]) -> sk.Saga:
     @saga.step
     async def charge(ctx: sk.StepContext) -> dict[str, Any]:
         log.append("charge")
+        if "charge_started" in behaviour:
+            behaviour["charge_started"].set()
         if behaviour.get("charge_waits"):
             await behaviour["charge_waits"].wait()
         if behaviour.get("charge_fails"):
@@ -61,7 +63,9 @@ async def test_start_with_an_existing_id_does_not_start_it_again(env: Any) -> No
     assert await rt.start("op", {}, saga_id="x") == "x"
     await rt.wait("x", timeout=30)
     assert await rt.start("op", {}, saga_id="x") == "x"
-    await asyncio.sleep(0.05)
+    # nothing was enqueued: a worker draining the store finds nothing to run
+    drained = await sk.Worker(rt.store, rt.sagas, leases=rt.leases).run(burst=True)
+    assert drained.claimed == 0
     assert log.count("reserve") == 1
 
 
@@ -97,13 +101,15 @@ async def test_pause_holds_a_saga_and_resume_lets_it_finish(env: Any) -> None:
     rt, log, behaviour = env
     gate = asyncio.Event()
     behaviour["charge_waits"] = gate
+    behaviour["charge_started"] = started = asyncio.Event()
     saga_id = await rt.start("op", {})
-    while "charge" not in log:
-        await asyncio.sleep(0.01)
+    await started.wait()
     paused = await rt.pause(saga_id, actor="bob")
     assert (paused.status, paused.reason) == (S.PAUSED, sk.Reason.OPERATOR)
     gate.set()  # the step in flight ends; its checkpoint is refused (the saga is paused)
-    await asyncio.sleep(0.1)
+    assert rt.worker is not None
+    while rt.worker.counters.lost == 0:  # the worker dropped it: refused, not written
+        await asyncio.sleep(0)
     assert (await rt.get(saga_id)).status == S.PAUSED
     resumed = await rt.resume(saga_id, actor="bob")
     assert resumed.status == S.RUNNING
@@ -119,9 +125,9 @@ async def test_cancel_rolls_back_completed_steps(env: Any) -> None:
     rt, log, behaviour = env
     gate = asyncio.Event()
     behaviour["charge_waits"] = gate
+    behaviour["charge_started"] = started = asyncio.Event()
     saga_id = await rt.start("op", {})
-    while "charge" not in log:
-        await asyncio.sleep(0.01)
+    await started.wait()
     await rt.cancel(saga_id, actor="carol", reason="customer asked")
     gate.set()
     final = await rt.wait(saga_id, timeout=30)
@@ -130,7 +136,7 @@ async def test_cancel_rolls_back_completed_steps(env: Any) -> None:
 
 
 async def test_cancel_of_a_saga_with_nothing_done_compensates_at_once(store_url: str) -> None:
-    async with sk.Runtime(store_url, sagas=[make_saga([], {})]) as rt:  # no worker
+    async with sk.Runtime(store_url, sagas=[make_saga([], {})], workers=0) as rt:
         saga_id = await rt.start("op", {})
         result = await rt.cancel(saga_id)
         assert (result.status, result.reason) == (S.COMPENSATED, sk.Reason.CANCELLED)
@@ -169,7 +175,7 @@ async def test_burst_worker_drains_and_counts(store_url: str) -> None:
     saga = make_saga(log, {})
     failing = make_saga(log, {"charge_fails": True})
     failing.name = "failing"
-    async with sk.Runtime(store_url, sagas=[saga, failing]) as rt:
+    async with sk.Runtime(store_url, sagas=[saga, failing], workers=0) as rt:
         for i in range(6):
             await rt.start("op", {}, saga_id=f"ok{i}")
         for i in range(2):
@@ -183,7 +189,7 @@ async def test_burst_worker_drains_and_counts(store_url: str) -> None:
 
 async def test_forced_rollback_keeps_its_reason_across_pause_and_resume(store_url: str) -> None:
     behaviour: dict[str, Any] = {"charge_fails": True, "unreserve_fails": True}
-    async with sk.Runtime(store_url, sagas=[make_saga([], behaviour)]) as rt:  # no worker
+    async with sk.Runtime(store_url, sagas=[make_saga([], behaviour)], workers=0) as rt:
         assert (await rt.run("op", {}, saga_id="r")).status == S.FAILED
         await rt.compensate("r", actor="dave", reason="roll back by hand")
         await rt.pause("r")
@@ -195,3 +201,10 @@ async def test_forced_rollback_keeps_its_reason_across_pause_and_resume(store_ur
         assert (final.status, final.reason) == (S.COMPENSATED, sk.Reason.COMPENSATE)
         started = [e for e in await rt.history("r") if e.type == "compensation_started"]
         assert [(e.reason, e.actor) for e in started] == [("error", None), ("compensate", "dave")]
+
+
+async def test_wait_timeout_says_when_no_worker_runs_here(store_url: str) -> None:
+    async with sk.Runtime(store_url, sagas=[make_saga([], {})], workers=0) as rt:
+        saga_id = await rt.start("op", {})
+        with pytest.raises(sk.SagaTimeout, match=r"no worker runs in this process"):
+            await rt.wait(saga_id, timeout=0.05)

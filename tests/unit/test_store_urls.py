@@ -22,7 +22,7 @@ def test_unknown_scheme_lists_supported_ones() -> None:
 
 
 def test_unparseable_url_is_named() -> None:
-    with pytest.raises(sk.ConfigurationError, match="cannot be parsed"):
+    with pytest.raises(sk.ConfigurationError, match="has no scheme"):
         sk.open_store("not a url")
 
 
@@ -91,3 +91,25 @@ def test_bad_settings_name_the_field() -> None:
         sk.open_store("postgresql://u@127.0.0.1/db?pool_size=zero")
     with pytest.raises(sk.ConfigurationError, match="db_schema"):
         sk.open_store("postgresql://u@127.0.0.1/db?schema=bad-name;drop")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://sagas.db", r"two slashes.*sqlite:///sagas.db.*sqlite:////absolute"),
+        ("postgresql://u@h/db?poolsize=5", r"unknown parameter 'poolsize'.*pool_size"),
+        ("mysql://u@h/db?pool=1", r"unknown parameter 'pool'.*valid parameters for mysql"),
+        ("postgresql://[::1", r"cannot be parsed"),
+        ("", r"store URL is empty"),
+        ("postgresql://app:se@cret@db/sagas", r"more than one '@'.*%40"),
+    ],
+)
+def test_url_mistakes_name_the_fix_and_hide_the_password(url: str, message: str) -> None:
+    with pytest.raises(sk.ConfigurationError, match=message) as info:
+        sk.open_store(url)
+    assert "se@" not in str(info.value) and "cret" not in str(info.value)
+
+
+def test_a_folder_is_not_a_database_file(tmp_path: Path) -> None:
+    with pytest.raises(sk.ConfigurationError, match="is a folder; name a database file"):
+        sk.open_store(f"sqlite:///{tmp_path}")

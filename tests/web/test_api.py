@@ -263,3 +263,38 @@ async def test_metrics_come_from_the_runtimes_own_hook(store_url: str) -> None:
         assert app.state.sagakit.metrics is metrics
         assert rt.hooks.hooks == [metrics]
         assert 'saga_completed_total{saga_type="order"} 1.0' in scraped.text
+
+
+async def test_audit_queries_filter_by_reason_actor_and_event_type(
+    client: httpx.AsyncClient, runtime: sk.Runtime
+) -> None:
+    # Given a declined saga started by bob and a completed one by alice
+    await runtime.run("order", {"n": 1}, saga_id="a-1", actor="alice")
+    await runtime.run("order", {"n": 2, "declined": True}, saga_id="b-2", actor="bob")
+    # When the API is asked the audit questions
+    by_reason = await client.get("/api/sagas", params={"reason": "error"})
+    by_actor = await client.get("/api/sagas", params={"actor": "alice", "finished_since": "1h"})
+    failures = await client.get("/api/events", params={"type": "step_failed", "since": "24h"})
+    rollbacks = await client.get(
+        "/api/events", params={"type": "compensation_started", "actor": "bob"}
+    )
+    # I expect each answered in one request
+    assert [s["id"] for s in by_reason.json()["items"]] == ["b-2"]
+    assert [s["id"] for s in by_actor.json()["items"]] == ["a-1"]
+    assert {e["saga_id"] for e in failures.json()["items"]} == {"b-2"}
+    assert [e["saga_id"] for e in rollbacks.json()["items"]] == ["b-2"]
+    bad = await client.get("/api/sagas", params={"reason": "bogus"})
+    assert bad.status_code == 422
+
+
+async def test_bodies_over_the_limit_get_a_clear_413(runtime: sk.Runtime) -> None:
+    async with client_for(runtime, read_open=True, max_body_bytes=64 * 1024) as c:
+        # a 60 MB-like context (scaled down to the test's limit) and one with many keys
+        big = {"saga_type": "order", "context": {"blob": "x" * 100_000}}
+        many = {"saga_type": "order", "context": {f"k{i}": i for i in range(20_000)}}
+        for body in (big, many):
+            response = await c.post("/api/sagas", json=body, headers=ALICE)
+            assert response.status_code == 413, response.text
+            assert "accepts at most 65,536" in response.json()["detail"]
+        small = await c.post("/api/sagas", json={"saga_type": "order"}, headers=ALICE)
+        assert small.status_code == 201

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 import sagakit as sk
 from sagakit.web import WebSettings, create_app
 
-from .conftest import populate
+from .conftest import ALICE, client_for, populate
 
 XSS = "<script>window.pwned=1</script>"
 
@@ -81,3 +81,18 @@ async def test_mounted_in_another_app_opens_the_runtime_itself(store_url: str) -
         assert "/ops/static/dashboard.css" in page.text
     finally:
         await web.state.sagakit.close()
+
+
+async def test_pages_accept_the_bearer_header_the_token_page_asks_for(
+    runtime: sk.Runtime,
+) -> None:
+    # Given a server whose reads need a token
+    async with client_for(runtime, read_open=False) as closed:
+        # When a page is asked for without, then with the header
+        denied = await closed.get("/")
+        allowed = await closed.get("/", headers=ALICE)
+        wrong = await closed.get("/", headers={"Authorization": "Bearer nope"})
+    # I expect the token page first, which names the header, then the page itself
+    assert denied.status_code == 401 and "Authorization: Bearer" in denied.text
+    assert allowed.status_code == 200 and "success rate" in allowed.text.lower()
+    assert wrong.status_code == 401

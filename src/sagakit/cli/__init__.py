@@ -7,6 +7,7 @@ import typer
 from .ops_cmds import register_ops_commands
 from .serve_cmd import serve
 from .store_cmds import register_store_commands
+from .transfer_cmds import register_transfer_commands
 from .worker_cmd import worker
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app.command()(worker)
 app.command()(serve)
 register_store_commands(app)
 register_ops_commands(app)
+register_transfer_commands(app)
 
 
 def main() -> None:

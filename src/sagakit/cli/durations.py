@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import typer
 
@@ -19,4 +19,20 @@ def parse_duration(text: str | timedelta) -> timedelta:
     if match is None:
         raise typer.BadParameter(f"{text!r} is not a duration; use e.g. 90s, 15m, 1h, 30d or 2w")
     amount, unit = match.groups()
-    return timedelta(**{_UNITS[unit]: float(amount)})
+    try:
+        return timedelta(**{_UNITS[unit]: float(amount)})
+    except OverflowError:
+        raise typer.BadParameter(f"{text!r} is longer than sagakit can count back") from None
+
+
+def ago(duration: timedelta | None, option: str) -> datetime | None:
+    """Return now minus ``duration``; a duration reaching before the year 1 is refused."""
+    if duration is None:
+        return None
+    try:
+        return datetime.now(UTC) - duration
+    except OverflowError:
+        raise typer.BadParameter(
+            f"{duration.days:,} days reaches before the year 1; use a shorter duration",
+            param_hint=option,
+        ) from None

@@ -1,27 +1,22 @@
-"""Operator commands: stats, stuck, health, cleanup, export/import/copy, validate, backup."""
+"""Operator commands: stats, stuck, health, cleanup, validate."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
-import sys
 import uuid
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
 
-from .. import reports, transfer
+from .. import reports
 from ..errors import SagaError
 from ..status import SagaStatus
 from ..store.base import SagaStore
-from ..store.records import SagaEvent, SagaQuery, SagaRecord, utcnow
+from ..store.records import SagaQuery, SagaRecord, utcnow
 from ..store.urls import open_store, redact
-from .common import DbOption, console, errors, run_async, wrapping_table
-from .durations import parse_duration
+from .common import DbOption, console, run_async, wrapping_table
+from .durations import ago, parse_duration
 from .store_cmds import opened
 
 Duration = Annotated[timedelta, typer.Option(parser=parse_duration, metavar="DURATION")]
@@ -30,7 +25,9 @@ Duration = Annotated[timedelta, typer.Option(parser=parse_duration, metavar="DUR
 def stats(
     db: DbOption, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
 ) -> None:
-    """Counts by status and type, success rate, and p50/p95 saga durations.
+    """Counts by status, type and reason, success rate, and p50/p95 saga durations.
+
+    Cancelled sagas are not counted as failures in the success rate.
 
     Example: sagakit stats --db sqlite:///sagas.db
     """
@@ -49,6 +46,9 @@ def stats(
         for saga_type, counts in sorted(summary.by_type.items()):
             by_type.add_row(saga_type, *[str(counts.get(s.value, 0)) for s in SagaStatus])
         console.print(by_type)
+        for status_name, reasons in sorted(summary.by_reason.items()):
+            shown = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
+            console.print(f"{status_name} by reason: {shown}")
         rate = "n/a" if summary.success_rate is None else f"{summary.success_rate:.1%}"
         p50 = "n/a" if summary.p50_seconds is None else f"{summary.p50_seconds:.3f}s"
         p95 = "n/a" if summary.p95_seconds is None else f"{summary.p95_seconds:.3f}s"
@@ -66,6 +66,7 @@ def stuck(
 
     Example: sagakit stuck --db sqlite:///sagas.db --older-than 1h
     """
+    ago(older_than, "--older-than")
 
     async def main() -> None:
         async with opened(db) as store:
@@ -154,6 +155,8 @@ def cleanup(
 
     Example: sagakit cleanup --db sqlite:///sagas.db --archived-older-than 30d --dry-run
     """
+    ago(archived_older_than, "--archived-older-than")
+    ago(archive_finished_older_than, "--archive-finished-older-than")
 
     async def main() -> None:
         now = utcnow()
@@ -166,82 +169,6 @@ def cleanup(
         console.print(f"{verb} {n} sagas archived more than {archived_older_than} ago")
 
     run_async(main)
-
-
-def export(
-    db: DbOption,
-    out: Annotated[Path, typer.Option("--out", help="File to write (JSON Lines).")],
-) -> None:
-    """Write every saga with its history to a JSON Lines file.
-
-    Example: sagakit export --db sqlite:///sagas.db --out sagas.jsonl
-    """
-
-    async def main() -> int:
-        count = 0
-        async with opened(db) as store:
-            with out.open("w", encoding="utf-8") as f:
-                async for record, events in transfer.iter_sagas(store):
-                    f.write(transfer.saga_line(record, events) + "\n")
-                    count += 1
-        return count
-
-    console.print(f"exported {run_async(main)} sagas to {out}")
-
-
-def import_(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A JSON Lines export.")],
-    db: DbOption,
-) -> None:
-    """Import sagas from an export; checks every line first, imports nothing if one is bad.
-
-    Example: sagakit import sagas.jsonl --db postgresql://app@db/sagas
-    """
-    items: list[tuple[SagaRecord, list[SagaEvent]]] = []
-    with file.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    items.append(transfer.parse_line(line, number))
-                except transfer.BadLine as e:
-                    errors.print(
-                        f"[red]error:[/red] {file}: {e}; nothing was imported", highlight=False
-                    )
-                    raise typer.Exit(1) from None
-
-    async def main() -> tuple[int, int]:
-        async with opened(db, migrate=True) as store:
-            return await transfer.import_sagas(store, items)
-
-    imported, skipped = run_async(main)
-    console.print(f"imported {imported} sagas, {skipped} already present")
-
-
-def copy(
-    source: Annotated[str, typer.Option("--from", help="Store URL to copy from.")],
-    target: Annotated[str, typer.Option("--to", help="Store URL to copy to (schema created).")],
-) -> None:
-    """Copy every saga and its history between stores (e.g. SQLite to PostgreSQL); re-runnable.
-
-    Example: sagakit copy --from sqlite:///sagas.db --to postgresql://app@db/sagas
-    """
-
-    async def main() -> tuple[int, int]:
-        async with opened(source) as src, opened(target, migrate=True) as dst:
-            total = sum((await src.count_by_status()).values())
-            with Progress(console=console) as bar:
-                task = bar.add_task("copying sagas", total=total)
-
-                async def pairs() -> list[tuple[SagaRecord, list[SagaEvent]]]:
-                    return [item async for item in transfer.iter_sagas(src)]
-
-                done = await transfer.import_sagas(
-                    dst, await pairs(), progress=lambda: bar.advance(task)
-                )
-        return done
-
-    imported, skipped = run_async(main)
-    console.print(f"copied {imported} sagas, {skipped} already present in the target")
 
 
 def validate(db: DbOption) -> None:
@@ -287,54 +214,7 @@ async def _revision(store: SagaStore) -> str:
     return str(await reader()) if reader is not None else "n/a (no schema)"
 
 
-def backup(
-    db: DbOption,
-    out: Annotated[Path, typer.Option("--out", help="Backup file to write.")],
-) -> None:
-    """Write a consistent copy of an SQLite store while workers run (SQLite online backup).
-
-    For PostgreSQL use: pg_dump --format=custom --schema=SCHEMA DBNAME > sagas.dump
-    Example: sagakit backup --db sqlite:///sagas.db --out sagas-backup.db
-    """
-    store = open_store(db)
-    engine = getattr(store, "engine", None)
-    if engine is None or engine.url.get_backend_name() != "sqlite":
-        errors.print(
-            "[red]error:[/red] backup copies SQLite stores; for PostgreSQL run "
-            "pg_dump --format=custom --schema=SCHEMA DBNAME > sagas.dump (or --table='saga_*' "
-            "--table=sagakit_alembic_version in the public schema); for MariaDB run "
-            "mariadb-dump DBNAME saga_instances saga_events saga_outbox saga_inbox "
-            "sagakit_alembic_version > sagas.sql",
-            highlight=False,
-            markup=True,
-        )
-        raise typer.Exit(1)
-    source_path = engine.url.database
-    if not source_path or not Path(source_path).exists():
-        raise typer.BadParameter(f"no database file at {source_path!r}", param_hint="--db")
-    if out.exists():
-        raise typer.BadParameter(f"{out} exists; choose a new file", param_hint="--out")
-
-    def copy_file() -> int:
-        source = sqlite3.connect(source_path)
-        target = sqlite3.connect(out)
-        try:
-            source.backup(target, pages=1024)
-            return int(target.execute("SELECT count(*) FROM saga_instances").fetchone()[0])
-        finally:
-            target.close()
-            source.close()
-
-    try:
-        count = asyncio.run(asyncio.to_thread(copy_file))
-    except sqlite3.Error as e:
-        errors.print(f"[red]error:[/red] backup failed: {e}", highlight=False)
-        sys.exit(1)
-    console.print(f"backed up {count} sagas to {out}")
-
-
 def register_ops_commands(app: typer.Typer) -> None:
     """Add the operator commands to the ``sagakit`` app."""
-    for command in (stats, stuck, health, cleanup, export, copy, validate, backup):
+    for command in (stats, stuck, health, cleanup, validate):
         app.command()(command)
-    app.command("import")(import_)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, NoReturn
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from ..errors import SagaError
-from .common import DbOption, errors
+from ..errors import ConfigurationError, SagaError
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+from .common import OptionalDbOption, errors
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -16,7 +22,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def serve(
-    db: DbOption,
+    db: OptionalDbOption = None,
     host: Annotated[
         str, typer.Option(help="Address to bind; beyond localhost a token must be configured.")
     ] = "127.0.0.1",
@@ -53,7 +59,7 @@ def serve(
     except ImportError as e:
         _fail(f"sagakit serve needs the web extra: pip install 'sagakit[web]' ({e})")
     from ..runtime import Runtime
-    from .loader import load_sagas
+    from .loader import load_runtime
 
     try:
         settings = load_settings()
@@ -64,20 +70,50 @@ def serve(
                 "(comma-separated for several), or bind --host 127.0.0.1",
                 code=2,
             )
-        sagas = load_sagas(app) if app else []
-        runtime = Runtime(
-            db,
-            sagas=sagas,
-            workers=workers if workers is not None else (4 if sagas else 0),
-            migrate=migrate,
-        )
+        if app:
+            runtime = load_runtime(app, db, default_workers=4, workers=workers, migrate=migrate)
+        else:
+            runtime = Runtime(db, workers=workers or 0, migrate=migrate)
         web = create_app(runtime, settings=settings)
     except SagaError as e:
         _fail(str(e))
+    try:
+        asyncio.run(_probe(runtime))
+    except SagaError as e:
+        # the app's lifespan would say the same with a traceback: say it once, plainly
+        _fail(str(e), code=2 if isinstance(e, ConfigurationError) else 1)
     mode = "open" if settings.reads_open else "token required"
     errors.print(
         f"sagakit serving {runtime.store.description} on http://{host}:{port} "
         f"(reads {mode}; {len(settings.token_names())} token(s); workers {runtime.workers})",
         highlight=False,
     )
-    uvicorn.run(web, host=host, port=port, log_level=log_level)
+    server = _graceful_server()(uvicorn.Config(web, host=host, port=port, log_level=log_level))
+    server.run()
+
+
+async def _probe(runtime: Runtime) -> None:
+    """Open and close the store once, so that a bad URL or password fails before serving."""
+    probe = runtime.replace(workers=0)
+    await probe.open()
+    await probe.close()
+
+
+def _graceful_server() -> type:
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn's server, exiting 0 after a graceful shutdown on SIGTERM or Ctrl-C.
+
+        uvicorn re-raises the signal it caught once it has shut down, so the process would
+        end "killed by SIGTERM" although nothing went wrong; orchestrators count that as a
+        failure.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return GracefulServer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 from collections.abc import AsyncIterator, Callable
@@ -13,13 +14,13 @@ import typer
 from rich.table import Table
 
 from ..operator import Action, apply_action
-from ..status import SagaStatus
+from ..status import Reason, SagaStatus
 from ..store.base import SagaStore
-from ..store.records import SagaEvent, SagaQuery, SagaRecord, utcnow
+from ..store.records import EventQuery, SagaEvent, SagaQuery, SagaRecord
 from ..store.urls import open_store
 from ..transfer import saga_line
 from .common import DbOption, console, run_async, wrapping_table
-from .durations import parse_duration
+from .durations import ago, parse_duration
 
 
 @asynccontextmanager
@@ -60,11 +61,52 @@ def migrate(db: DbOption) -> None:
     run_async(main)
 
 
+def parse_statuses(values: list[str] | None) -> tuple[SagaStatus, ...] | None:
+    """Read ``--status`` values; a reason given as a status says how to filter by it."""
+    if not values:
+        return None
+    statuses = []
+    for value in values:
+        try:
+            statuses.append(SagaStatus(value.upper()))
+        except ValueError:
+            valid = ", ".join(s.value for s in SagaStatus)
+            if value.lower() in {r.value for r in Reason}:
+                raise typer.BadParameter(
+                    f"{value!r} is a reason, not a status: a {value} saga is COMPENSATED (or "
+                    f"FAILED) with reason {value.lower()}; use --reason {value.lower()}",
+                    param_hint="--status",
+                ) from None
+            raise typer.BadParameter(
+                f"{value!r} is not a status; use one of: {valid}", param_hint="--status"
+            ) from None
+    return tuple(statuses)
+
+
+def parse_reasons(values: list[str] | None) -> tuple[Reason, ...] | None:
+    """Read ``--reason`` values (error, timeout, cancelled, operator, ...)."""
+    if not values:
+        return None
+    try:
+        return tuple(Reason(value.lower()) for value in values)
+    except ValueError:
+        valid = ", ".join(r.value for r in Reason)
+        raise typer.BadParameter(
+            f"{values!r} holds an unknown reason; use: {valid}", param_hint="--reason"
+        ) from None
+
+
 def list_sagas(
     db: DbOption,
     status: Annotated[
-        list[SagaStatus] | None, typer.Option(case_sensitive=False, help="Only these statuses.")
+        list[str] | None,
+        typer.Option(help="Only these statuses: PENDING, RUNNING, COMPLETED, COMPENSATED..."),
     ] = None,
+    reason: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these reasons: error, timeout, cancelled, compensate, operator."),
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Only sagas started by this actor.")] = None,
     saga_type: Annotated[str | None, typer.Option("--type", help="Only this saga type.")] = None,
     search: Annotated[str | None, typer.Option(help="Text the saga id contains.")] = None,
     older_than: Annotated[
@@ -77,26 +119,37 @@ def list_sagas(
         timedelta | None,
         typer.Option(parser=parse_duration, metavar="DURATION", help="Started after now-DURATION."),
     ] = None,
+    finished_since: Annotated[
+        timedelta | None,
+        typer.Option(
+            parser=parse_duration, metavar="DURATION", help="Finished after now-DURATION."
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List sagas, newest first.
 
-    Example: sagakit list --db sqlite:///sagas.db --status FAILED
+    --older-than and --newer-than are about when a saga was started; --finished-since
+    about when it ended.
+
+    Example: sagakit list --db sqlite:///sagas.db --status COMPENSATED --reason error
     """
+    query = SagaQuery(
+        statuses=parse_statuses(status),
+        reasons=parse_reasons(reason),
+        started_by=actor,
+        saga_type=saga_type,
+        id_contains=search,
+        created_before=ago(older_than, "--older-than"),
+        created_after=ago(newer_than, "--newer-than"),
+        finished_after=ago(finished_since, "--finished-since"),
+        limit=limit,
+    )
 
     async def main() -> None:
         async with opened(db) as store:
-            records = await store.list(
-                SagaQuery(
-                    statuses=tuple(status) if status else None,
-                    saga_type=saga_type,
-                    id_contains=search,
-                    created_before=utcnow() - older_than if older_than else None,
-                    created_after=utcnow() - newer_than if newer_than else None,
-                    limit=limit,
-                )
-            )
+            records = await store.list(query)
         if as_json:
             for record in records:
                 print(json.dumps(_record_json(record)))
@@ -166,6 +219,68 @@ def show(
     run_async(main)
 
 
+def _event_json(event: SagaEvent) -> dict[str, Any]:
+    return {**dataclasses.asdict(event), "at": event.at.isoformat()}
+
+
+def events(
+    db: DbOption,
+    event_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type",
+            help="Only these event types, e.g. step_failed, compensation_started, operator_retry.",
+        ),
+    ] = None,
+    since: Annotated[
+        timedelta | None,
+        typer.Option(parser=parse_duration, metavar="DURATION", help="Only the last DURATION."),
+    ] = None,
+    saga_type: Annotated[str | None, typer.Option(help="Only events of this saga type.")] = None,
+    saga: Annotated[str | None, typer.Option(help="Only events of this saga id.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Only events caused by this actor.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The audit trail across sagas, newest first: failures, rollbacks, operator actions.
+
+    Examples:
+      sagakit events --db sqlite:///sagas.db --type step_failed --since 24h
+      sagakit events --db sqlite:///sagas.db --type compensation_started --actor alice --json
+    """
+    query = EventQuery(
+        types=tuple(event_type) if event_type else None,
+        since=ago(since, "--since"),
+        saga_type=saga_type,
+        saga_id=saga,
+        actor=actor,
+        limit=limit,
+    )
+
+    async def main() -> list[SagaEvent]:
+        async with opened(db) as store:
+            return await store.find_events(query)
+
+    found = run_async(main)
+    if as_json:
+        for event in found:
+            print(json.dumps(_event_json(event), ensure_ascii=False))
+        return
+    table = wrapping_table("at", "saga", "event", "step", "attempt", "actor", "detail")
+    for e in found:
+        table.add_row(
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.saga_id,
+            e.type,
+            e.step or "",
+            str(e.attempt or ""),
+            e.actor or "",
+            (e.error or {}).get("message", "") or (e.reason or ""),
+        )
+    console.print(table)
+    console.print(f"{len(found)} events")
+
+
 def _action_command(action: Action) -> Callable[..., None]:
     def command(
         saga_id: str,
@@ -204,5 +319,6 @@ def register_store_commands(app: typer.Typer) -> None:
     app.command()(migrate)
     app.command("list")(list_sagas)
     app.command()(show)
+    app.command()(events)
     for action in Action:
         app.command(action.value)(_action_command(action))

@@ -5,22 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
+import os
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..errors import StoreUnavailable
-from ..hooks import HookChain, SagaHooks
-from ..leases import LeaseKeeper
+from ..errors import SagaError, StoreUnavailable
+from ..hooks import SagaHooks
 from ..observability.logging import SagaLogging
+from ..runtime import Runtime
 from ..store.base import SagaStore
-from ..store.urls import open_store
-from ..worker import Worker, new_owner_id
-from .common import DbOption, console, run_async
+from .common import OptionalDbOption, console, fail, run_async
 from .durations import parse_duration
-from .loader import load_sagas
+from .loader import load_runtime
+from .signals import EarlyStop
 
 if TYPE_CHECKING:
     from ..observability.metrics import SagaMetrics
@@ -50,18 +49,27 @@ async def refresh_forever(metrics: SagaMetrics, store: SagaStore, every: float =
         await asyncio.sleep(every)
 
 
-async def open_patiently(store: SagaStore, *, migrate: bool, stopping: asyncio.Event) -> bool:
-    """Open the store, waiting with back-off while the database is unreachable.
+async def open_patiently(
+    runtime: Runtime, *, stopping: asyncio.Event, wait_for_db: float | None
+) -> bool:
+    """Open the runtime, waiting with back-off while the database is unreachable.
 
-    Return False if asked to stop before the store could be opened.
+    Say so at once and at every retry; give up after ``wait_for_db`` seconds (``None``:
+    wait for ever). Return False if asked to stop before the store could be opened.
     """
+    loop = asyncio.get_running_loop()
+    deadline = None if wait_for_db is None else loop.time() + wait_for_db
     wait = 0.5
     while not stopping.is_set():
         try:
-            await store.open(migrate=migrate)
+            await runtime.open(background=False)
             return True
         except StoreUnavailable as e:
-            log.warning("waiting for the database (%s); retrying in %.1fs", e, wait)
+            if deadline is not None and loop.time() + wait > deadline:
+                raise StoreUnavailable(
+                    f"{e}; gave up after --wait-for-db {wait_for_db:g}s"
+                ) from None
+            log.warning("waiting for the database: %s; retrying in %.1fs", e, wait)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), wait)
             wait = min(wait * 2, 10.0)
@@ -69,27 +77,36 @@ async def open_patiently(store: SagaStore, *, migrate: bool, stopping: asyncio.E
 
 
 def worker(
-    db: DbOption,
+    db: OptionalDbOption = None,
     app: Annotated[
         str,
         typer.Option(
-            help="Where your sagas are: 'module:attribute' naming a Runtime, Saga or list."
+            help="Where your sagas are: 'module:attribute' naming a Runtime, Saga or list. "
+            "A Runtime runs as configured (hooks, lease, retention, prefix, store); the "
+            "options below override only what they name."
         ),
-    ],
-    concurrency: Annotated[int, typer.Option(min=1, help="Sagas run at once.")] = 16,
+    ] = "",
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Sagas run at once (default: the Runtime's workers, or 16)."),
+    ] = None,
     lease: Annotated[
-        float,
+        float | None,
         typer.Option(
-            min=0.1, help="Lease length in seconds; a crashed worker's sagas wait this long."
+            min=0.1,
+            help="Lease length in seconds; a crashed worker's sagas wait this long "
+            "(default: the Runtime's, or 30).",
         ),
-    ] = 30.0,
+    ] = None,
     poll: Annotated[
-        float, typer.Option(min=0.01, help="Longest pause between polls, seconds.")
-    ] = 1.0,
+        float | None, typer.Option(min=0.01, help="Longest pause between polls, seconds.")
+    ] = None,
     burst: Annotated[
         bool, typer.Option(help="Exit once nothing is runnable (for tests and cron).")
     ] = False,
-    migrate: Annotated[bool, typer.Option(help="Create/upgrade the schema on start.")] = True,
+    migrate: Annotated[
+        bool | None, typer.Option(help="Create/upgrade the schema on start (default: yes).")
+    ] = None,
     archive_after: Annotated[
         timedelta | None,
         typer.Option(
@@ -104,6 +121,24 @@ def worker(
             parser=parse_duration, metavar="DURATION", help="Delete sagas archived this long ago."
         ),
     ] = None,
+    wait_for_db: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            metavar="SECONDS",
+            help="Give up if the database stays unreachable this long (default: keep "
+            "waiting; 0: fail at once).",
+        ),
+    ] = None,
+    connect_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            metavar="SECONDS",
+            help="Seconds to wait for one connection (default 10; ?connect_timeout= in the "
+            "URL wins).",
+        ),
+    ] = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(min=1, max=65535, help="Serve Prometheus /metrics on this port."),
@@ -114,7 +149,30 @@ def worker(
 
     Example: sagakit worker --db sqlite:///sagas.db --app shop.sagas:runtime
     """
-    sagas = load_sagas(app)
+    # A pod scaled down just after it started gets SIGTERM before anything else is ready:
+    # note it from the first moment, and stop gracefully once there is something to stop.
+    stopping = EarlyStop()
+    if not app:
+        fail("--app is required: 'module:attribute' naming your Runtime, Saga or list of Sagas")
+    if connect_timeout is not None:
+        # read by every store the application builds, its own Runtime's included
+        os.environ["SAGAKIT_CONNECT_TIMEOUT"] = str(connect_timeout)
+    try:
+        runtime = load_runtime(
+            app,
+            db,
+            default_workers=16,
+            workers=concurrency,
+            lease_seconds=lease,
+            poll_interval=poll,
+            migrate=migrate,
+            archive_after=archive_after,
+            delete_archived_after=delete_archived_after,
+        )
+    except SagaError as e:
+        fail(str(e))
+    if not runtime.workers:
+        runtime = runtime.replace(workers=16)  # an app's Runtime(workers=0) serves requests only
     if json_logs:
         from ..observability import json_logging
 
@@ -126,49 +184,32 @@ def worker(
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
-        runner: Worker | None = None
-
-        def stop() -> None:  # graceful from the first moment, even while starting up
-            stopping.set()
-            if runner is not None:
-                runner.stop()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop)
-        store = open_store(db)
-        if not await open_patiently(store, migrate=migrate, stopping=stopping):
-            return
-        owner = new_owner_id()
-        leases = LeaseKeeper(store, owner, lease)
-        hooks: list[SagaHooks] = [SagaLogging()]
+        nonlocal runtime
         exporter: asyncio.Task[None] | None = None
+        hooks: list[SagaHooks] = [*runtime.hooks.hooks, SagaLogging()]
+        metrics = None
         if metrics_port is not None:
             metrics = serve_metrics(metrics_port)
             hooks.append(metrics)
-            exporter = asyncio.create_task(refresh_forever(metrics, store))
-        runner = Worker(
-            store,
-            {s.name: s for s in sagas},
-            leases=leases,
-            hooks=HookChain(hooks),
-            concurrency=concurrency,
-            poll_interval=poll,
-            archive_after=archive_after,
-            delete_archived_after=delete_archived_after,
+        runtime = runtime.replace(hooks=hooks)
+        event = stopping.attach(runtime.stop)
+        if not await open_patiently(runtime, stopping=event, wait_for_db=wait_for_db):
+            return
+        if metrics is not None:
+            exporter = asyncio.create_task(refresh_forever(metrics, runtime.store))
+        log.info(
+            "worker %s on %s running %s",
+            runtime.owner,
+            runtime.store.description,
+            ", ".join(runtime.sagas),
         )
-        if stopping.is_set():
-            runner.stop()
-        log.info("worker %s on %s running %s", owner, store.description, ", ".join(runner.sagas))
         try:
-            counters = await runner.run(burst=burst)
+            counters = await runtime.work(burst=burst)
         finally:
             if exporter is not None:
                 exporter.cancel()
-            await leases.stop()
-            await store.close()
-        log.info("worker %s stopped: %s", owner, counters)
+            await runtime.close()
+        log.info("worker %s stopped: %s", runtime.owner, counters)
         if burst:
             console.print(counters)
 

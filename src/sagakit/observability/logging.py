@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from ..engine import describe_error
+from ..checkpoint import describe_error
 from ..hooks import SagaHooks
 from ..status import SagaStatus
 from ..store.records import SagaRecord

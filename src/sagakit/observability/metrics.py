@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..engine import describe_error
+from ..checkpoint import describe_error
 from ..hooks import SagaHooks
 from ..reports import ACTIVE
-from ..status import SagaStatus
+from ..status import Reason, SagaStatus
 from ..store.base import SagaStore
 from ..store.records import SagaRecord
 
@@ -117,7 +117,10 @@ class SagaMetrics(SagaHooks):
             registry=reg,
         )
         self.saga_compensated_total = Counter(
-            "saga_compensated", "Sagas whose completed steps were all undone.", saga, registry=reg
+            "saga_compensated",
+            "Sagas whose completed steps were all undone, by why (error, timeout, cancelled...).",
+            [*saga, "reason"],
+            registry=reg,
         )
         self.saga_duration_seconds = Histogram(
             "saga_duration_seconds",
@@ -164,9 +167,10 @@ class SagaMetrics(SagaHooks):
                 self.saga_started_total,
                 self.saga_completed_total,
                 self.saga_failed_total,
-                self.saga_compensated_total,
             ):
                 counter.labels(saga_type)
+            # the rollback-storm alert divides by this series: it must exist before a storm
+            self.saga_compensated_total.labels(saga_type, Reason.ERROR.value)
 
     # -- hooks ----------------------------------------------------------------------------
 
@@ -206,14 +210,15 @@ class SagaMetrics(SagaHooks):
     def saga_finished(self, saga: SagaRecord, seconds: float | None) -> None:
         """Count the outcome and observe the duration; a paused saga has not finished."""
         self._seen(saga.saga_type)
-        outcome = {
-            SagaStatus.COMPLETED: self.saga_completed_total,
-            SagaStatus.COMPENSATED: self.saga_compensated_total,
-            SagaStatus.FAILED: self.saga_failed_total,
-        }.get(saga.status)
-        if outcome is None:
+        if saga.status == SagaStatus.COMPENSATED:
+            reason = saga.reason.value if saga.reason else Reason.ERROR.value
+            self.saga_compensated_total.labels(saga.saga_type, reason).inc()
+        elif saga.status == SagaStatus.COMPLETED:
+            self.saga_completed_total.labels(saga.saga_type).inc()
+        elif saga.status == SagaStatus.FAILED:
+            self.saga_failed_total.labels(saga.saga_type).inc()
+        else:
             return
-        outcome.labels(saga.saga_type).inc()
         elapsed = _saga_seconds(saga, seconds)
         if elapsed is not None:
             self.saga_duration_seconds.labels(saga.saga_type).observe(elapsed)

@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 
 from .. import __version__
-from ..engine import describe_error
+from ..checkpoint import describe_error
 from ..hooks import SagaHooks
 from ..status import Reason, SagaStatus
 from ..store.records import SagaRecord

@@ -2,11 +2,12 @@
 
 from .base import SagaStore
 from .memory import MemoryStore
-from .records import OutboxMessage, SagaEvent, SagaQuery, SagaRecord, utcnow
+from .records import EventQuery, OutboxMessage, SagaEvent, SagaQuery, SagaRecord, utcnow
 from .urls import DEFAULT_URL, open_store, redact
 
 __all__ = [
     "DEFAULT_URL",
+    "EventQuery",
     "MemoryStore",
     "OutboxMessage",
     "SagaEvent",

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 
 from ..status import SagaStatus
-from .records import OutboxMessage, SagaEvent, SagaQuery, SagaRecord
+from .records import EventQuery, OutboxMessage, SagaEvent, SagaQuery, SagaRecord
 
 
 class SagaStore(ABC):
@@ -65,6 +65,10 @@ class SagaStore(ABC):
         """Return the saga's history in the order it was written."""
 
     @abstractmethod
+    async def find_events(self, query: EventQuery) -> builtins.list[SagaEvent]:
+        """Return events of any saga matching ``query``, newest first (the audit trail)."""
+
+    @abstractmethod
     async def claim(
         self,
         owner: str,
@@ -74,13 +78,16 @@ class SagaStore(ABC):
         limit: int,
         saga_types: Iterable[str] | None = None,
         saga_ids: Iterable[str] | None = None,
+        exclude_ids: Iterable[str] = (),
     ) -> builtins.list[SagaRecord]:
         """Lease up to ``limit`` runnable sagas to ``owner`` and return them.
 
         Runnable: status ``PENDING``, ``RUNNING`` or ``COMPENSATING``, no live lease, and a
         retry timer that is due (or a saga timeout that passed). Each claimed saga gets
         ``version + 1`` and ``attempt + 1`` (an attempt counts before it runs, so a step
-        that kills its worker every time is bounded by its retries).
+        that kills its worker every time is bounded by its retries). Sagas in
+        ``exclude_ids`` (those the claimer is running) are never claimed, even when their
+        lease ran out.
         """
 
     @abstractmethod
@@ -124,6 +131,22 @@ class SagaStore(ABC):
             page = await self.list(SagaQuery(before=before, limit=1000))
             for record in page:
                 key = (record.saga_type, record.status)
+                counts[key] = counts.get(key, 0) + 1
+            if len(page) < 1000:
+                return counts
+            before = (page[-1].created_at, page[-1].id)
+
+    async def count_by_reason(self) -> dict[tuple[SagaStatus, str | None], int]:
+        """Return how many sagas are in each (status, reason) pair.
+
+        The default pages through every saga; SQL stores answer with one GROUP BY.
+        """
+        counts: dict[tuple[SagaStatus, str | None], int] = {}
+        before: tuple[datetime, str] | None = None
+        while True:
+            page = await self.list(SagaQuery(before=before, limit=1000))
+            for record in page:
+                key = (record.status, record.reason.value if record.reason else None)
                 counts[key] = counts.get(key, 0) + 1
             if len(page) < 1000:
                 return counts

@@ -9,15 +9,22 @@ from dataclasses import replace
 from datetime import datetime
 
 from ..errors import ConcurrencyError
+from ..history import EventType
 from ..status import ARCHIVABLE, RUNNABLE, SagaStatus
 from .base import SagaStore
-from .records import OutboxMessage, SagaEvent, SagaQuery, SagaRecord
+from .records import EventQuery, OutboxMessage, SagaEvent, SagaQuery, SagaRecord, lease_to
 
 
-def matches(record: SagaRecord, query: SagaQuery) -> bool:
-    """Tell whether ``record`` passes every filter of ``query``."""
+def matches(record: SagaRecord, query: SagaQuery, started_by: str | None = None) -> bool:
+    """Tell whether ``record`` (started by ``started_by``) passes every filter of ``query``."""
     return (
-        (query.statuses is None or record.status in query.statuses)
+        (query.reasons is None or record.reason in query.reasons)
+        and (
+            query.finished_after is None
+            or (record.completed_at is not None and record.completed_at > query.finished_after)
+        )
+        and (query.started_by is None or started_by == query.started_by)
+        and (query.statuses is None or record.status in query.statuses)
         and (query.saga_type is None or record.saga_type == query.saga_type)
         and (query.id_contains is None or query.id_contains in record.id)
         and (query.created_before is None or record.created_at < query.created_before)
@@ -90,12 +97,30 @@ class MemoryStore(SagaStore):
 
     async def list(self, query: SagaQuery | None = None) -> builtins.list[SagaRecord]:
         query = query or SagaQuery()
-        found = [r for r in self._sagas.values() if matches(r, query)]
+        found = [r for r in self._sagas.values() if matches(r, query, self._starter(r.id))]
         found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return [r.copy() for r in found[query.offset : query.offset + query.limit]]
 
     async def events(self, saga_id: str) -> builtins.list[SagaEvent]:
         return [replace(e) for e in self._events.get(saga_id, [])]
+
+    def _starter(self, saga_id: str) -> str | None:
+        history = self._events.get(saga_id, [])
+        return history[0].actor if history and history[0].type == EventType.SAGA_STARTED else None
+
+    async def find_events(self, query: EventQuery) -> builtins.list[SagaEvent]:
+        found = [
+            replace(e)
+            for saga_id, history in self._events.items()
+            if query.saga_id in (None, saga_id)
+            and (query.saga_type is None or self._sagas[saga_id].saga_type == query.saga_type)
+            for e in history
+            if (query.types is None or e.type in query.types)
+            and (query.since is None or e.at >= query.since)
+            and (query.actor is None or e.actor == query.actor)
+        ]
+        found.sort(key=lambda e: (e.at, e.saga_id, e.seq), reverse=True)
+        return found[: query.limit]
 
     async def claim(
         self,
@@ -106,24 +131,22 @@ class MemoryStore(SagaStore):
         limit: int,
         saga_types: Iterable[str] | None = None,
         saga_ids: Iterable[str] | None = None,
+        exclude_ids: Iterable[str] = (),
     ) -> builtins.list[SagaRecord]:
         types = set(saga_types) if saga_types is not None else None
         ids = set(saga_ids) if saga_ids is not None else None
+        excluded = set(exclude_ids)
         claimed: list[SagaRecord] = []
         for record in sorted(self._sagas.values(), key=lambda r: r.created_at):
             if len(claimed) >= limit:
                 break
             if types is not None and record.saga_type not in types:
                 continue
-            if ids is not None and record.id not in ids:
+            if (ids is not None and record.id not in ids) or record.id in excluded:
                 continue
             if not is_claimable(record, now):
                 continue
-            record.lease_owner = owner
-            record.lease_expires_at = lease_until
-            record.version += 1
-            record.attempt += 1
-            record.updated_at = now
+            lease_to(record, owner, now, lease_until)
             claimed.append(record.copy())
         return claimed
 

@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import Insert, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .sql import SqlStore
+from ..errors import CheckpointTooLarge, StoreError
+from .sql import SqlStore, _Write
 
 
 class MysqlStore(SqlStore):
     """The SQL store on MariaDB 10.6+ or MySQL 8."""
+
+    #: The server's largest statement in bytes, read when the store opens.
+    max_packet: int | None = None
+
+    async def _after_schema(self, conn: AsyncConnection) -> None:
+        # The lock belongs to the session, which goes back to the pool: release it, or the
+        # next process to migrate waits out the whole timeout.
+        await conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": self._migration_lock})
+        found = await conn.execute(text("SELECT @@max_allowed_packet"))
+        self.max_packet = int(found.scalar_one())
+
+    def _too_large(self, write: _Write) -> StoreError | None:
+        # The server drops the connection on a packet over max_allowed_packet, which reads
+        # like an outage ("Lost connection"); measure the write to say what really happened.
+        if self.max_packet is None:
+            return None
+        size = len(json.dumps(write.params.get("data"), default=str).encode())
+        size += sum(
+            len(json.dumps([e.output, e.error], default=str).encode()) for e in write.events
+        )
+        if size < self.max_packet * 0.9:
+            return None
+        return CheckpointTooLarge(
+            f"the checkpoint of saga {write.saga_id!r} is about {size:,} bytes; "
+            f"{self.description} accepts statements of at most {self.max_packet:,} bytes "
+            "(max_allowed_packet): keep large data out of the saga context (store a "
+            "reference), or raise max_allowed_packet on the server"
+        )
 
     def _insert_ignore(self) -> Insert:
         return insert(self.tables.instances).prefix_with("IGNORE")
@@ -22,8 +53,3 @@ class MysqlStore(SqlStore):
     async def _prepare_schema(self, conn: AsyncConnection) -> None:
         # DDL commits implicitly here, so a named lock (not a transaction) serialises migrations.
         await conn.execute(text("SELECT GET_LOCK(:n, 60)"), {"n": self._migration_lock})
-
-    async def _after_schema(self, conn: AsyncConnection) -> None:
-        # The lock belongs to the session, which goes back to the pool: release it, or the
-        # next process to migrate waits out the whole timeout.
-        await conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": self._migration_lock})

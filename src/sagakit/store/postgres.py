@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import zlib
 from collections.abc import Awaitable, Callable
@@ -13,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..status import SagaStatus
+from .pg_listen import Listener
 from .sql import SqlStore, _Write
 
 log = logging.getLogger("sagakit.store")
@@ -48,27 +48,18 @@ class PostgresStore(SqlStore):
             # delivered at commit, so a listener never sees a saga that is not there yet
             conn.execute(text("SELECT pg_notify(:c, '')"), {"c": self.channel})
 
+    #: Connect arguments (timeout, server settings) the listener shares with the pool.
+    connect_args: dict[str, Any] = {}
+
     async def subscribe(self, callback: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
         """Call ``callback`` whenever a saga is started anywhere; return the unsubscriber."""
-        import asyncpg
-
-        url = self.engine.url
-        try:
-            conn: Any = await asyncpg.connect(
-                host=url.host,
-                port=url.port or 5432,
-                user=url.username,
-                password=url.password,
-                database=url.database,
-                timeout=10,
-            )
-            await conn.add_listener(self.channel, lambda *_: callback())
-        except (OSError, asyncpg.PostgresError) as e:
-            log.warning("LISTEN on %s failed (%s); relying on polling", self.description, e)
+        listener = Listener(
+            self.engine.url,
+            self.channel,
+            callback,
+            description=self.description,
+            connect_args=self.connect_args,
+        )
+        if not await listener.start():
             return None
-
-        async def close() -> None:
-            with contextlib.suppress(Exception):
-                await conn.close()
-
-        return close
+        return listener.close

@@ -31,6 +31,8 @@ class SagaRecord:
     current_step: str | None = None
     step_index: int = 0
     attempt: int = 0
+    #: Worker processes that died while running the current step (reset when it ends).
+    crashes: int = 0
     next_attempt_at: datetime | None = None
     timeout_at: datetime | None = None
     version: int = 0
@@ -65,6 +67,34 @@ class SagaRecord:
 
 
 _RECORD_FIELDS: tuple[str, ...] = tuple(SagaRecord.__dataclass_fields__)
+
+
+def lease_to(record: SagaRecord, owner: str, now: datetime, lease_until: datetime) -> None:
+    """Apply a claim to ``record``: a new lease, a new version, and what the claim costs.
+
+    Claiming a saga whose holder's lease ran out while it was running means that process
+    died (or froze) in the middle of it: that is counted in ``crashes``, not as an attempt,
+    so a worker killed by one poison saga does not use up its neighbours' retries. Any
+    other claim starts the next attempt, counted before it runs.
+    """
+    abandoned = record.lease_owner is not None and record.status in (
+        SagaStatus.RUNNING,
+        SagaStatus.COMPENSATING,
+    )
+    if abandoned:
+        record.crashes += 1
+    elif not record.crashes:  # a suspect handed back unstarted resumes the same attempt
+        record.attempt += 1
+    record.lease_owner = owner
+    record.lease_expires_at = lease_until
+    record.version += 1
+    record.updated_at = now
+
+
+def uncount_claim(record: SagaRecord) -> None:
+    """Undo what ``lease_to`` counted, for a saga handed back before its step started."""
+    if not record.crashes:
+        record.attempt = max(record.attempt - 1, 0)
 
 
 @dataclass(slots=True)
@@ -109,8 +139,26 @@ class SagaQuery:
     created_before: datetime | None = None
     created_after: datetime | None = None
     updated_before: datetime | None = None
+    #: Only sagas whose reason is one of these (``error``, ``timeout``, ``cancelled``...).
+    reasons: tuple[Reason, ...] | None = None
+    #: Only sagas that finished (completed, compensated or failed) after this time.
+    finished_after: datetime | None = None
+    #: Only sagas started by this actor (the ``actor`` of their ``saga_started`` event).
+    started_by: str | None = None
     include_archived: bool = True
     #: Keyset cursor: only sagas strictly older than this (created_at, id) pair.
     before: tuple[datetime, str] | None = None
     limit: int = 100
     offset: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class EventQuery:
+    """Filters for the audit trail across sagas; every field narrows, ``None`` means any."""
+
+    types: tuple[str, ...] | None = None
+    since: datetime | None = None
+    saga_type: str | None = None
+    actor: str | None = None
+    saga_id: str | None = None
+    limit: int = 1000

@@ -96,6 +96,7 @@ def build_tables(prefix: str = "", schema: str | None = None) -> SagaTables:
         Column("step_index", Integer, nullable=False, server_default="0"),
         Column("data", JsonType, nullable=False),
         Column("attempt", Integer, nullable=False, server_default="0"),
+        Column("crashes", Integer, nullable=False, server_default="0"),
         Column("next_attempt_at", UtcDateTime()),
         Column("timeout_at", UtcDateTime()),
         Column("version", Integer, nullable=False, server_default="0"),

@@ -34,11 +34,12 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..errors import ConcurrencyError, StoreError, StoreUnavailable
+from ..errors import ConcurrencyError, StoreError, StoreUnavailable, TransactionConflict
+from ..history import EventType
 from ..status import ARCHIVABLE, RUNNABLE, TERMINAL, Reason, SagaStatus
 from . import migrate as migrations
 from .base import SagaStore
-from .records import OutboxMessage, SagaEvent, SagaQuery, SagaRecord
+from .records import EventQuery, OutboxMessage, SagaEvent, SagaQuery, SagaRecord, lease_to
 from .schema import SagaTables, build_tables
 
 log = logging.getLogger("sagakit.store")
@@ -53,6 +54,7 @@ _MUTABLE = (
     "step_index",
     "data",
     "attempt",
+    "crashes",
     "next_attempt_at",
     "timeout_at",
     "version",
@@ -90,6 +92,8 @@ _MAX_REMEMBERED = 20_000
 _DRIVER_ERRORS = (DBAPIError, OSError, TimeoutError)
 #: SQLSTATE classes that mean "the server is going away or not there yet": retry later.
 _TRANSIENT_SQLSTATES = ("08", "57P", "53", "40001", "40P01")
+#: Deadlock and serialisation failures: the server rolled back; retry at once.
+_CONFLICT_STATES = frozenset({"40P01", "40001"})
 
 
 @dataclass(slots=True)
@@ -135,6 +139,22 @@ def record_from_row(row: Row[Any]) -> SagaRecord:
     values["reason"] = Reason(values["reason"]) if values["reason"] else None
     values["paused_from"] = SagaStatus(values["paused_from"]) if values["paused_from"] else None
     return SagaRecord(**values)
+
+
+def checked_record(row: Row[Any]) -> SagaRecord:
+    """Build a ``SagaRecord`` a worker can run; ``ValueError`` says what in the row is bad.
+
+    SQLite keeps any value in any column, and an import or a hand edit can put text in a
+    counter: such a row must be set aside, not crash every claim that meets it.
+    """
+    record = record_from_row(row)
+    for name in ("version", "attempt", "crashes", "step_index", "last_seq"):
+        value = getattr(record, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} is {value!r:.40}, not a whole number >= 0")
+    if not isinstance(record.data, dict):
+        raise ValueError(f"data is a {type(record.data).__name__}, not a JSON object")
+    return record
 
 
 def event_params(event: SagaEvent) -> dict[str, Any]:
@@ -365,7 +385,7 @@ class SqlStore(SagaStore):
                 raise _IsolateWrites() from e
             for write in batch:
                 if not write.future.done():
-                    write.future.set_exception(error)
+                    write.future.set_exception(self._too_large(write) or error)
             return
         for write, applied in zip(batch, outcomes, strict=True):
             if write.future.done():
@@ -379,6 +399,10 @@ class SqlStore(SagaStore):
                 )
             else:
                 write.future.set_result(applied)
+
+    def _too_large(self, write: _Write) -> StoreError | None:
+        """Explain a failed write by its size, where the server limits it (MariaDB)."""
+        return None
 
     async def _in_writer(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(connection, *args)`` on the writer connection (SQLite: in its thread)."""
@@ -490,6 +514,7 @@ class SqlStore(SagaStore):
         limit: int,
         saga_types: Iterable[str] | None = None,
         saga_ids: Iterable[str] | None = None,
+        exclude_ids: Iterable[str] = (),
     ) -> builtins.list[SagaRecord]:
         t = self.tables.instances
         query = select(t).where(self._runnable(now))
@@ -497,6 +522,9 @@ class SqlStore(SagaStore):
             query = query.where(t.c.saga_type.in_(list(saga_types)))
         if saga_ids is not None:
             query = query.where(t.c.id.in_(list(saga_ids)))
+        excluded = list(exclude_ids)
+        if excluded:
+            query = query.where(t.c.id.not_in(excluded))
         query = self._lock_candidates(query.order_by(t.c.created_at).limit(limit))
         if self._flusher is None:
             raise StoreError(f"store {self.description} is not open")
@@ -522,40 +550,110 @@ class SqlStore(SagaStore):
     ) -> builtins.list[SagaRecord]:
         """Lease the rows ``query`` finds, in one transaction."""
         with conn.begin():
-            claimed = [record_from_row(row) for row in conn.execute(query).all()]
+            try:
+                claimed = [checked_record(row) for row in conn.execute(query).all()]
+            except _DRIVER_ERRORS:
+                raise
+            except Exception:  # one unreadable row: read them one by one, set it aside
+                claimed = self._readable_rows(conn, query, now)
             params = []
             for record in claimed:
                 expected = record.version
-                record.lease_owner = owner
-                record.lease_expires_at = lease_until
-                record.version += 1
-                record.attempt += 1
-                record.updated_at = now
+                lease_to(record, owner, now, lease_until)
                 params.append({**record_params(record), "b_id": record.id, "b_expected": expected})
             if params:
                 conn.execute(self._update, params)
                 self.statements += 1
         return claimed
 
+    def _readable_rows(
+        self, conn: Connection, query: Select[Any], now: datetime
+    ) -> builtins.list[SagaRecord]:
+        """Load the rows ``query`` finds one at a time; mark unreadable ones PAUSED/corrupt."""
+        t = self.tables.instances
+        readable: dict[str, SagaRecord] = {}
+        set_aside = True
+        while set_aside:  # once bad rows are set aside, the query can find others in their place
+            set_aside = False
+            for (saga_id,) in conn.execute(query.with_only_columns(t.c.id)).all():
+                if saga_id not in readable:
+                    set_aside |= not self._read_or_set_aside(conn, saga_id, now, readable)
+        return list(readable.values())
+
+    def _read_or_set_aside(
+        self, conn: Connection, saga_id: str, now: datetime, readable: dict[str, SagaRecord]
+    ) -> bool:
+        """Add the saga to ``readable``, or mark it PAUSED/corrupt; return which happened."""
+        t = self.tables.instances
+        try:
+            readable[saga_id] = checked_record(
+                conn.execute(select(t).where(t.c.id == saga_id)).one()
+            )
+            return True
+        except _DRIVER_ERRORS:
+            raise
+        except Exception as e:
+            log.error(
+                "saga %s: its stored row cannot be read (%s); set aside as PAUSED/corrupt",
+                saga_id,
+                e,
+                extra={"saga_id": saga_id},
+            )
+            conn.execute(
+                update(t)
+                .where(t.c.id == saga_id)
+                .values(
+                    status=SagaStatus.PAUSED.value,
+                    reason=Reason.CORRUPT.value,
+                    paused_from=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    error_type=f"{type(e).__module__}.{type(e).__qualname__}",
+                    error_message=f"the stored row cannot be read: {e}",
+                    updated_at=now,
+                )
+            )
+            self.statements += 1
+            return False
+
     async def renew(self, owner: str, saga_ids: Iterable[str], lease_until: datetime) -> set[str]:
-        wanted = list(saga_ids)
+        wanted = sorted(saga_ids)
         if not wanted:
             return set()
         t = self.tables.instances
+        if not self.locks_rows:  # one database lock for everything: one transaction
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(
+                        update(t)
+                        .where(t.c.id.in_(wanted), t.c.lease_owner == owner)
+                        .values(lease_expires_at=lease_until)
+                    )
+                    held = await conn.execute(
+                        select(t.c.id).where(t.c.id.in_(wanted), t.c.lease_owner == owner)
+                    )
+                    return set(wanted) - {row[0] for row in held}
+            except _DRIVER_ERRORS as e:
+                raise self._translate(e, "renewing leases") from e
+        # Row locks: renew each lease in its own autocommitted statement. A statement that
+        # holds one row lock can wait for a checkpoint but never deadlock with it, and a
+        # renewer frozen between statements holds no lock that would hide a saga.
+        renew_one = (
+            update(t)
+            .where(t.c.id == bindparam("b_id"), t.c.lease_owner == owner)
+            .values(lease_expires_at=lease_until)
+        )
+        lost: set[str] = set()
         try:
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    update(t)
-                    .where(t.c.id.in_(wanted), t.c.lease_owner == owner)
-                    .values(lease_expires_at=lease_until)
-                )
-                held = await conn.execute(
-                    select(t.c.id).where(t.c.id.in_(wanted), t.c.lease_owner == owner)
-                )
-                kept = {row[0] for row in held}
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                for saga_id in wanted:
+                    result = await conn.execute(renew_one, {"b_id": saga_id})
+                    if result.rowcount == 0:
+                        lost.add(saga_id)
         except _DRIVER_ERRORS as e:
             raise self._translate(e, "renewing leases") from e
-        return set(wanted) - kept
+        return lost
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -588,6 +686,16 @@ class SqlStore(SagaStore):
             sql = sql.where(t.c.created_at > query.created_after)
         if query.updated_before is not None:
             sql = sql.where(t.c.updated_at < query.updated_before)
+        if query.reasons is not None:
+            sql = sql.where(t.c.reason.in_([r.value for r in query.reasons]))
+        if query.finished_after is not None:
+            sql = sql.where(t.c.completed_at > query.finished_after)
+        if query.started_by is not None:
+            e = self.tables.events
+            starters = select(e.c.saga_id).where(
+                e.c.type == EventType.SAGA_STARTED.value, e.c.actor == query.started_by
+            )
+            sql = sql.where(t.c.id.in_(starters))
         if not query.include_archived:
             sql = sql.where(t.c.archived_at.is_(None))
         if query.before is not None:
@@ -600,6 +708,23 @@ class SqlStore(SagaStore):
     async def events(self, saga_id: str) -> builtins.list[SagaEvent]:
         e = self.tables.events
         rows = await self._read(select(e).where(e.c.saga_id == saga_id).order_by(e.c.seq))
+        return [SagaEvent(**{k: row._mapping[k] for k in _EVENT_COLUMNS}) for row in rows]
+
+    async def find_events(self, query: EventQuery) -> builtins.list[SagaEvent]:
+        e, t = self.tables.events, self.tables.instances
+        sql = select(e)
+        if query.types is not None:
+            sql = sql.where(e.c.type.in_(query.types))
+        if query.since is not None:
+            sql = sql.where(e.c.at >= query.since)
+        if query.actor is not None:
+            sql = sql.where(e.c.actor == query.actor)
+        if query.saga_id is not None:
+            sql = sql.where(e.c.saga_id == query.saga_id)
+        if query.saga_type is not None:
+            sql = sql.where(e.c.saga_id.in_(select(t.c.id).where(t.c.saga_type == query.saga_type)))
+        sql = sql.order_by(e.c.at.desc(), e.c.saga_id.desc(), e.c.seq.desc()).limit(query.limit)
+        rows = await self._read(sql)
         return [SagaEvent(**{k: row._mapping[k] for k in _EVENT_COLUMNS}) for row in rows]
 
     async def _delete_sagas(self, conn: AsyncConnection, ids: builtins.list[str]) -> int:
@@ -667,6 +792,16 @@ class SqlStore(SagaStore):
             for saga_type, status, n in (tuple(row) for row in rows)
         }
 
+    async def count_by_reason(self) -> dict[tuple[SagaStatus, str | None], int]:
+        t = self.tables.instances
+        rows = await self._read(
+            select(t.c.status, t.c.reason, func.count()).group_by(t.c.status, t.c.reason)
+        )
+        return {
+            (SagaStatus(status), reason): int(n)
+            for status, reason, n in (tuple(row) for row in rows)
+        }
+
     async def pending_outbox(self, limit: int = 100) -> builtins.list[OutboxMessage]:
         o = self.tables.outbox
         rows = await self._read(
@@ -697,12 +832,27 @@ class SqlStore(SagaStore):
             getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", "") or ""
         )
         transient_state = bool(state) and state.startswith(_TRANSIENT_SQLSTATES)
+        if state in _CONFLICT_STATES or "deadlock" in text.lower():
+            return TransactionConflict(f"{self.description} rolled back {doing}: {text}")
         if error.connection_invalidated or transient_state or self._is_transient(text):
             return StoreUnavailable(f"{self.description} is unavailable while {doing}: {text}")
-        hint = ""
-        if "no such table" in text or "does not exist" in text:
-            hint = "; create the schema with `sagakit migrate --db URL` or Runtime(migrate=True)"
-        return StoreError(f"{self.description} failed while {doing}: {text}{hint}")
+        return StoreError(f"{self.description} failed while {doing}: {text}{self._hint(text)}")
+
+    def _hint(self, text: str) -> str:
+        """What to do about a permanent error, where the driver's text does not say."""
+        lowered = text.lower()
+        if lowered.startswith("database ") and "does not exist" in lowered:
+            name = self.engine.url.database
+            return (
+                f"; create the database first: createdb {name} (or CREATE DATABASE {name}; "
+                "in psql), then sagakit creates its tables on start"
+            )
+        if "unknown database" in lowered:
+            name = self.engine.url.database
+            return f"; create the database first: CREATE DATABASE {name};"
+        if "no such table" in lowered or "does not exist" in lowered or "doesn't exist" in lowered:
+            return "; create the schema with `sagakit migrate --db URL` or Runtime(migrate=True)"
+        return ""
 
     #: Driver messages that mean "try again later" rather than "this is wrong".
     transient_markers: tuple[str, ...] = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -49,14 +50,15 @@ def _server_store(parsed: URL, backend: str, *, prefix: str, schema: str | None)
         server_settings = {"application_name": "sagakit"}
         if settings.statement_timeout:
             server_settings["statement_timeout"] = str(int(settings.statement_timeout * 1000))
+        pg_args = {"timeout": settings.connect_timeout, "server_settings": server_settings}
         engine = create_async_engine(
-            clean.set(drivername="postgresql+asyncpg"),
-            connect_args={"timeout": settings.connect_timeout, "server_settings": server_settings},
-            **options,
+            clean.set(drivername="postgresql+asyncpg"), connect_args=pg_args, **options
         )
-        return PostgresStore(
+        store = PostgresStore(
             engine, prefix=settings.table_prefix, schema=settings.db_schema, description=description
         )
+        store.connect_args = pg_args
+        return store
     _require("aiomysql", "mysql")
     from .mysql import MysqlStore
 
@@ -65,27 +67,104 @@ def _server_store(parsed: URL, backend: str, *, prefix: str, schema: str | None)
         connect_args["init_command"] = (
             f"SET SESSION max_statement_time={float(settings.statement_timeout)}"
         )
+    target = clean.set(drivername="mysql+aiomysql")
+    driver_args, driver_params = target.get_dialect()().create_connect_args(target)
+    driver_params.update(connect_args)
+
+    async def connect() -> Any:
+        # aiomysql's connect_timeout covers the TCP connect only, not the handshake after
+        # it: a host that accepts and then says nothing would hang for a minute
+        import aiomysql
+
+        try:
+            return await asyncio.wait_for(
+                aiomysql.connect(*driver_args, **driver_params), settings.connect_timeout
+            )
+        except TimeoutError:
+            raise OSError(
+                f"no answer from {target.host}:{target.port or 3306} within the connect "
+                f"timeout of {settings.connect_timeout:g}s (?connect_timeout=SECONDS)"
+            ) from None
+
     engine = create_async_engine(
-        clean.set(drivername="mysql+aiomysql"),
-        connect_args=connect_args,
+        target,
+        async_creator=connect,
         pool_recycle=3600,
+        # InnoDB's REPEATABLE READ keeps locks on every row a claim scans (running sagas of
+        # other workers included); READ COMMITTED releases the rows that did not match.
+        isolation_level="READ COMMITTED",
         **options,
     )
     return MysqlStore(engine, prefix=settings.table_prefix, schema=None, description=description)
 
 
 def redact(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``."""
+    """Return ``url`` with any password replaced by ``***`` (and no part of it shown)."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        # everything before the last "@" may be a password, even one with "@" in it
+        userinfo, host = rest.rsplit("@", 1)
+        user, colon, _ = userinfo.partition(":")
+        return f"{scheme}://{user}{':***' if colon else ''}@{host}"
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url.split("@")[-1] if "@" in url else url
+    except (ArgumentError, ValueError):
+        return url
+
+
+#: Query parameters passed through to each driver, besides sagakit's own settings.
+_DRIVER_PARAMETERS = {
+    "postgresql": ("sslmode", "sslrootcert", "sslcert", "sslkey", "target_session_attrs"),
+    "mysql": ("charset", "ssl_ca", "ssl_cert", "ssl_key", "unix_socket"),
+    "sqlite": (),
+}
+
+
+def _check_query(url: str, parsed: URL, backend: str) -> None:
+    """Refuse query parameters neither sagakit nor the driver understands, naming them."""
+    family = {"postgres": "postgresql", "mariadb": "mysql"}.get(backend, backend)
+    ours = sorted({*StoreSettings.model_fields, "schema", "prefix"} - {"db_schema", "table_prefix"})
+    if family == "sqlite":
+        ours = ["prefix"]
+    valid = [*ours, *_DRIVER_PARAMETERS.get(family, ())]
+    unknown = [name for name in parsed.query if name not in valid]
+    if unknown:
+        raise ConfigurationError(
+            f"store URL {redact(url)!r}: unknown parameter {unknown[0]!r}; valid parameters "
+            f"for {family} are: {', '.join(valid)}"
+        )
+
+
+def _check_shape(url: str) -> None:
+    """Catch the URL mistakes SQLAlchemy would answer with a traceback."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigurationError(
+            f"store URL {redact(url)!r} has no scheme; use one of: {_SUPPORTED}"
+        )
+    if scheme.split("+")[0] == "sqlite" and rest and not rest.startswith("/"):
+        raise ConfigurationError(
+            f"store URL {url!r} has two slashes after sqlite:, so {rest.split('/')[0]!r} "
+            f"would be read as a host; write sqlite:///{rest} (a path relative to here) or "
+            f"sqlite:////absolute/path/{rest.rsplit('/', 1)[-1]}"
+        )
+    authority = rest.split("/", 1)[0]
+    if authority.count("@") > 1:
+        raise ConfigurationError(
+            f"store URL {redact(url)!r} has more than one '@': percent-encode an '@' in the "
+            "user name or password as %40 (urllib.parse.quote(password, safe=''))"
+        )
 
 
 def _sqlite_path(url: str, database: str | None) -> str:
     if not database or database == ":memory:":
         return ":memory:"
     path = Path(database).expanduser()
+    if path.is_dir():
+        raise ConfigurationError(
+            f"store URL {url!r}: {str(path)!r} is a folder; name a database file in it, "
+            f"e.g. sqlite:///{path / 'sagas.db'}"
+        )
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.exists():
         raise ConfigurationError(
@@ -103,20 +182,28 @@ def _sqlite_path(url: str, database: str | None) -> str:
 
 def open_store(url: str | None = None, *, prefix: str = "", schema: str | None = None) -> SagaStore:
     """Return the (not yet opened) store for ``url``; raise ``ConfigurationError`` if invalid."""
-    url = url or DEFAULT_URL
+    if isinstance(url, str) and not url.strip():
+        raise ConfigurationError(
+            f"store URL is empty; give one such as {DEFAULT_URL!r} (a file here) or "
+            "postgresql://user@host/db, or leave the option out for the default"
+        )
+    url = DEFAULT_URL if url is None else url
     if not isinstance(url, str):
         raise ConfigurationError(f"store URL must be a string such as {DEFAULT_URL!r}, got {url!r}")
     if url.startswith("memory://"):
         from .memory import MemoryStore
 
         return MemoryStore()
+    _check_shape(url)
     try:
         parsed = make_url(url)
-    except ArgumentError as e:
+        parsed.port  # noqa: B018 - a bad port (``[::1``) only shows when it is read
+    except (ArgumentError, ValueError) as e:
         raise ConfigurationError(
-            f"store URL {redact(url)!r} cannot be parsed; use one of: {_SUPPORTED}"
-        ) from e
+            f"store URL {redact(url)!r} cannot be parsed ({e}); use one of: {_SUPPORTED}"
+        ) from None
     backend = parsed.get_backend_name()
+    _check_query(url, parsed, backend)
     if backend == "sqlite":
         from .sqlite import SqliteStore
 

@@ -23,12 +23,13 @@ from ..errors import ConcurrencyError
 from ..status import Reason, SagaStatus
 from ..store.base import SagaStore
 from ..store.records import OutboxMessage, SagaQuery, utcnow
+from .contract_audit import AuditContract
 from .contract_keys import KeyContract
 from .contract_lifecycle import LifecycleContract
 from .contract_records import advanced, new_saga, started
 
 
-class StoreContract(KeyContract, LifecycleContract):
+class StoreContract(KeyContract, LifecycleContract, AuditContract):
     """Behaviour every saga store must show. Subclass and implement ``make_store``."""
 
     #: Whether data survives ``close()`` and a new store on the same location.
@@ -301,6 +302,24 @@ class StoreContract(KeyContract, LifecycleContract):
         assert [r.id for r in one] == ["r0"]
         rest = await store.claim("w", now=now, lease_until=until, limit=50)
         assert len(rest) == 3
+
+    async def test_claim_never_returns_the_sagas_the_claimer_runs(self, store: SagaStore) -> None:
+        # Given two sagas whose leases ran out while their worker still runs one of them
+        now = utcnow()
+        for saga_id in ("mine", "abandoned"):
+            r = new_saga(
+                saga_id,
+                status=SagaStatus.RUNNING,
+                lease_owner="w",
+                lease_expires_at=now - timedelta(seconds=1),
+            )
+            await store.create(r, started(r))
+        # When that worker claims, naming what it runs
+        got = await store.claim(
+            "w", now=now, lease_until=now + timedelta(seconds=30), limit=10, exclude_ids=["mine"]
+        )
+        # I expect only the abandoned one
+        assert [r.id for r in got] == ["abandoned"]
 
     async def test_concurrent_claimers_never_share_a_saga(self, store: SagaStore) -> None:
         for i in range(40):

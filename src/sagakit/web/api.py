@@ -11,11 +11,14 @@ from .. import reports
 from ..errors import ConfigurationError, NotSerializable
 from ..operator import Action
 from ..runtime import Runtime
-from ..status import SagaStatus
-from .inputs import check_json, check_text
+from ..status import Reason, SagaStatus
+from ..store.records import EventQuery
+from .inputs import age_cutoff, check_json, check_text
 from .queries import SagaFilter, find_sagas
 from .schemas import (
     ActionRequest,
+    AuditEvent,
+    EventPage,
     Problem,
     SagaDetail,
     SagaPage,
@@ -73,6 +76,16 @@ async def list_sagas(
     newer_than: Annotated[
         str | None, Query(pattern=_DURATION, description="Created within this, e.g. 1h.")
     ] = None,
+    reason: Annotated[
+        list[Reason] | None,
+        Query(description="Only these reasons (repeatable): error, timeout, cancelled, ..."),
+    ] = None,
+    actor: Annotated[
+        str | None, Query(max_length=255, description="Only sagas started by this actor.")
+    ] = None,
+    finished_since: Annotated[
+        str | None, Query(pattern=_DURATION, description="Finished within this, e.g. 24h.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Sagas per page.")] = 50,
     cursor: Annotated[
         str | None, Query(max_length=2000, description="`next_cursor` of the previous page.")
@@ -87,11 +100,44 @@ async def list_sagas(
         created_before=created_before,
         older_than=older_than,
         newer_than=newer_than,
+        reasons=reason or (),
+        actor=actor,
+        finished_since=finished_since,
         limit=limit,
         cursor=cursor,
     )
     page, next_cursor = await find_sagas(runtime.store, wanted)
     return SagaPage(items=[SagaSummary.of(r) for r in page], next_cursor=next_cursor)
+
+
+@router.get("/events", response_model=EventPage, responses=_READ)
+async def list_events(
+    runtime: RuntimeDep,
+    _caller: Reader,
+    event_type: Annotated[
+        list[str] | None,
+        Query(alias="type", max_length=40, description="Only these event types (repeatable)."),
+    ] = None,
+    since: Annotated[
+        str | None, Query(pattern=_DURATION, description="Only the last DURATION, e.g. 24h.")
+    ] = None,
+    saga_type: Annotated[
+        str | None, Query(max_length=100, description="Only events of this saga type.")
+    ] = None,
+    actor: Annotated[
+        str | None, Query(max_length=255, description="Only events caused by this actor.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Events to return.")] = 100,
+) -> EventPage:
+    """The audit trail across sagas, newest first: failures, rollbacks, operator actions."""
+    query = EventQuery(
+        types=tuple(check_text(t, "query.type") for t in event_type) if event_type else None,
+        since=age_cutoff(since, "query.since") if since else None,
+        saga_type=check_text(saga_type, "query.saga_type") if saga_type else None,
+        actor=check_text(actor, "query.actor") if actor else None,
+        limit=limit,
+    )
+    return EventPage(items=[AuditEvent.of(e) for e in await runtime.store.find_events(query)])
 
 
 @router.get("/sagas/{saga_id:path}", response_model=SagaDetail, responses=_problems(401, 404, 503))

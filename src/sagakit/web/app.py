@@ -11,7 +11,8 @@ from fastapi.staticfiles import StaticFiles
 
 from ..runtime import Runtime
 from . import api, dashboard, ops
-from .errors import install_error_handlers
+from .errors import SafeJSONResponse, install_error_handlers
+from .limits import BodyLimit
 from .settings import WebSettings, load_settings
 from .state import WebState
 
@@ -52,6 +53,7 @@ def create_app(
         summary="Watch, start and repair durable sagas.",
         version=_version(),
         lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
     )
     app.state.sagakit = state
     app.state.sagakit_templates = dashboard.make_templates()
@@ -59,6 +61,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(ops.router)
     app.include_router(dashboard.router)
+    app.add_middleware(BodyLimit, max_bytes=state.settings.max_body_bytes)
     app.mount("/static", StaticFiles(packages=[("sagakit.web", "static")]), name="static")
     return app
 

@@ -20,7 +20,7 @@ from ..status import SagaStatus
 from ..store.records import SagaQuery
 from .inputs import InputError, check_text
 from .queries import SagaFilter, find_sagas
-from .security import ApiProblem, Caller, reader
+from .security import ApiProblem, Caller, bearer, reader
 from .state import runtime_of, web_state
 from .timeline import build_timeline
 
@@ -92,9 +92,9 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> Res
 
 
 async def page_reader(request: Request) -> Caller | Response:
-    """Allow the page if reads are open or the token cookie is valid; else the token page."""
+    """Allow the page if reads are open or a valid token comes (header or cookie)."""
     try:
-        return await reader(request, None)
+        return await reader(request, await bearer(request))
     except ApiProblem as e:
         return render(request, "message.html", e.status, title="Token needed", message=e.detail)
 

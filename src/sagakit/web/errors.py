@@ -6,9 +6,12 @@ clients parse one format for every bad input.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from ..errors import (
@@ -24,6 +27,15 @@ from .security import ApiProblem
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
+class SafeJSONResponse(JSONResponse):
+    """JSON that any client can read: non-ASCII escaped, so a lone surrogate a client sent
+    (and an error message quotes) is written as ``\\ud800`` instead of failing the response.
+    """
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def problem(status: int, detail: str, field: str | None = None, **headers: str) -> JSONResponse:
     """Return the JSON answer for a refused request."""
     if status == 422:
@@ -31,7 +43,17 @@ def problem(status: int, detail: str, field: str | None = None, **headers: str) 
         body: object = {"detail": [{"loc": loc, "msg": detail, "type": "value_error"}]}
     else:
         body = {"detail": detail, "field": field}
-    return JSONResponse(body, status_code=status, headers=headers or None)
+    return SafeJSONResponse(body, status_code=status, headers=headers or None)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 shape, without echoing the input (it may be huge or not UTF-8)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    return SafeJSONResponse({"detail": errors}, status_code=422)
 
 
 def _fixed(status: int, field: str | None) -> Handler:
@@ -57,6 +79,7 @@ async def _store_error(request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``; the most specific class wins."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ApiProblem, _api_problem)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(SagaNotFound, _fixed(404, "path.saga_id"))

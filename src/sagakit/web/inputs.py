@@ -9,10 +9,10 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..plain import data_problem, text_problem
 from ..store.records import SagaRecord, utcnow
 
 
@@ -27,28 +27,19 @@ class InputError(ValueError):
 
 def check_text(value: str, field: str) -> str:
     """Return ``value`` if every store can hold it: no NUL, valid UTF-8 (no lone surrogates)."""
-    if "\x00" in value:
-        raise InputError(field, f"{field} contains a NUL character, which no store can hold")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InputError(field, f"{field} is not valid UTF-8 text") from None
+    why = text_problem(value)
+    if why is not None:
+        raise InputError(field, f"{field} {why}")
     return value
 
 
-def check_json(value: Any, field: str, depth: int = 0) -> None:
-    """Check every key and string inside a JSON value with ``check_text``."""
-    if depth > 64:
-        raise InputError(field, f"{field} is nested more than 64 levels deep")
-    if isinstance(value, str):
-        check_text(value, field)
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            check_text(str(key), f"{field}.{key!s:.40}")
-            check_json(item, f"{field}.{key!s:.40}", depth + 1)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            check_json(item, f"{field}[{index}]", depth + 1)
+def check_json(value: Any, field: str) -> None:
+    """Check a JSON value with the rule every boundary uses (``sagakit.plain``)."""
+    problem = data_problem(value)
+    if problem is not None:
+        path, why = problem
+        where = f"{field}.{path}" if path and not path.startswith("[") else field + path
+        raise InputError(where, f"{where} {why}")
 
 
 def as_utc(value: datetime, field: str) -> datetime:

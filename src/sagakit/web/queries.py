@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..status import SagaStatus
+from ..status import Reason, SagaStatus
 from ..store.base import SagaStore
 from ..store.records import SagaQuery, SagaRecord
 from .inputs import age_cutoff, as_utc, check_text, decode_cursor, encode_cursor
@@ -23,6 +23,9 @@ class SagaFilter:
     created_before: datetime | None = None
     older_than: str | None = None
     newer_than: str | None = None
+    reasons: Sequence[Reason] = ()
+    actor: str | None = None
+    finished_since: str | None = None
     limit: int = 50
     cursor: str | None = None
 
@@ -49,6 +52,11 @@ class SagaFilter:
             else None,
             created_after=after,
             created_before=before,
+            reasons=tuple(self.reasons) or None,
+            started_by=check_text(self.actor, f"{prefix}actor") if self.actor else None,
+            finished_after=age_cutoff(self.finished_since, f"{prefix}finished_since")
+            if self.finished_since
+            else None,
             before=decode_cursor(self.cursor, f"{prefix}cursor") if self.cursor else None,
             limit=self.limit + 1,
         )

@@ -123,6 +123,23 @@ class SagaDetail(SagaSummary):
         )
 
 
+class AuditEvent(EventOut):
+    """A history entry with the saga it belongs to, for queries across sagas."""
+
+    saga_id: str
+
+    @classmethod
+    def of(cls, event: SagaEvent) -> AuditEvent:
+        """Build from a stored event."""
+        return cls(saga_id=event.saga_id, **EventOut.of(event).model_dump())
+
+
+class EventPage(BaseModel):
+    """Events across sagas, newest first."""
+
+    items: list[AuditEvent]
+
+
 class SagaPage(BaseModel):
     """A page of sagas, newest first; pass ``next_cursor`` as ``cursor`` for the next one."""
 
@@ -159,6 +176,7 @@ class StatsOut(BaseModel):
 
     by_status: dict[str, int]
     by_type: dict[str, dict[str, int]]
+    by_reason: dict[str, dict[str, int]]
     total: int
     success_rate: float | None
     p50_seconds: float | None
@@ -182,6 +200,7 @@ class HealthOut(BaseModel):
     pool: str | None
     error: str | None
     details: dict[str, Any]
+    pool_stats: dict[str, int] | None = None
 
     @classmethod
     def of(cls, health: Health) -> HealthOut:

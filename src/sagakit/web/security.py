@@ -1,7 +1,7 @@
 """Who is calling: bearer tokens named in settings; the name becomes the audit ``actor``.
 
 Mutations need ``Authorization: Bearer <token>``. Reads need it too unless reads are
-open; the dashboard may send the token as the ``sagakit_token`` cookie for reads only,
+open; dashboard pages take the same header, or the ``sagakit_token`` cookie for reads only,
 so a cross-site form can never act on a saga with it.
 """
 

@@ -33,6 +33,9 @@ class WebSettings(BaseSettings):
     )
     read_open: bool | None = Field(None, description="reads without a token (default: no tokens)")
     stuck_after: float = Field(3600.0, gt=0, description="seconds without progress = stuck")
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="largest request body accepted (413 beyond)"
+    )
 
     def token_names(self) -> dict[str, str]:
         """Return ``{token: name}``; raise ``ConfigurationError`` on a malformed pair."""
