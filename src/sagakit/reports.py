@@ -11,16 +11,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .status import TERMINAL, Reason, SagaStatus
+from .status import RUNNABLE, TERMINAL, Reason, SagaStatus
 from .store.base import SagaStore
 from .store.records import SagaQuery, SagaRecord, utcnow
 
 #: Statuses that are still in progress, in which a saga can be stuck.
-ACTIVE: tuple[SagaStatus, ...] = (
-    SagaStatus.PENDING,
-    SagaStatus.RUNNING,
-    SagaStatus.COMPENSATING,
-)
+ACTIVE: tuple[SagaStatus, ...] = tuple(sorted(RUNNABLE))
 
 #: How many recently finished sagas the duration percentiles are computed over.
 DURATION_SAMPLE = 10_000
@@ -113,25 +109,6 @@ class Health:
         return asdict(self)
 
 
-def describe(store: SagaStore) -> str:
-    """The store's URL without its password, with the schema it uses (if not the default)."""
-    tables = getattr(store, "tables", None)
-    schema = getattr(tables, "schema", None)
-    return f"{store.description}?schema={schema}" if schema else store.description
-
-
-def _pool_numbers(pool: Any) -> dict[str, int] | None:
-    """Size, connections in use and overflow of a SQLAlchemy pool, where it keeps them."""
-    try:
-        return {
-            "size": int(pool.size()),
-            "checked_out": int(pool.checkedout()),
-            "overflow": max(int(pool.overflow()), 0),
-        }
-    except AttributeError:  # pools without a fixed size (SQLite's) keep no such numbers
-        return None
-
-
 async def health(store: SagaStore, *, stuck_after: timedelta = timedelta(hours=1)) -> Health:
     """Check that the store answers; count stuck and failed sagas."""
     started = time.perf_counter()
@@ -140,13 +117,18 @@ async def health(store: SagaStore, *, stuck_after: timedelta = timedelta(hours=1
         latency = (time.perf_counter() - started) * 1000
         stuck_count = len(await stuck(store, stuck_after, limit=1000))
     except Exception as e:  # health reports every failure rather than raising it
-        return Health(ok=False, store=describe(store), latency_ms=None, error=str(e))
-    engine = getattr(store, "engine", None)
-    pool = engine.pool.status() if engine is not None else None
+        return Health(ok=False, store=store.location, latency_ms=None, error=str(e))
+    numbers = store.pool_numbers()
+    pool = (
+        f"size {numbers['size']}, checked out {numbers['checked_out']}, "
+        f"overflow {numbers['overflow']}"
+        if numbers
+        else None
+    )
     return Health(
         ok=True,
-        store=describe(store),
-        pool_stats=_pool_numbers(engine.pool) if engine is not None else None,
+        store=store.location,
+        pool_stats=numbers,
         latency_ms=round(latency, 2),
         stuck=stuck_count,
         failed=counts.get(SagaStatus.FAILED, 0),

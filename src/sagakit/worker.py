@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from .definition import Saga
 from .engine import SagaExecutor
@@ -60,6 +61,22 @@ class _CountRetries(SagaHooks):
         self.counters.retried += will_retry
 
 
+class Runner(Protocol):
+    """Advances claimed sagas of one type; the worker hands each claimed row to its runner.
+
+    ``SagaExecutor`` runs orchestrated sagas; another kind of saga adds a runner, not a
+    second worker.
+    """
+
+    async def run(self, record: SagaRecord) -> SagaRecord | None:
+        """Advance the saga; return its last written state, or None if it was taken over."""
+        ...
+
+    async def release_unstarted(self, record: SagaRecord) -> None:
+        """Hand the saga back without running it (its claim is not counted)."""
+        ...
+
+
 class Worker:
     """Runs up to ``concurrency`` sagas at once, claimed in batches under leases."""
 
@@ -91,7 +108,7 @@ class Worker:
         if hooks is not None:
             chain.hooks.append(hooks)
         inline = leases.lease_seconds / 2 if max_inline_delay is None else max_inline_delay
-        self._executors = {
+        self._runners: dict[str, Runner] = {
             name: SagaExecutor(
                 store,
                 saga,
@@ -214,11 +231,15 @@ class Worker:
             return 0
         for record in records:
             self.counters.claimed += 1
-            if record.crashes:
+            if not record.crashes:
+                self._start(record)
+            elif not self._suspects:
                 self.leases.hold(record)  # keep its lease while it waits for its turn
                 self._suspects.append(record)
             else:
-                self._start(record)
+                # One suspect at a time: one held while waiting would be charged a crash
+                # it had no part in if this process died running the other.
+                await self._release(record)
         return len(records)
 
     def _start(self, record: SagaRecord) -> asyncio.Task[None]:
@@ -254,16 +275,20 @@ class Worker:
         while self._suspects:
             record = self._suspects.pop(0)
             try:
-                await self._executors[record.saga_type].release_unstarted(record)
-            except StoreError as e:
-                log.warning("saga %s: could not release (%s); its lease will expire", record.id, e)
+                await self._release(record)
             finally:
                 self.leases.drop(record.id)
+
+    async def _release(self, record: SagaRecord) -> None:
+        try:
+            await self._runners[record.saga_type].release_unstarted(record)
+        except StoreError as e:
+            log.warning("saga %s: could not release (%s); its lease will expire", record.id, e)
 
     async def _execute(self, record: SagaRecord) -> None:
         self.leases.hold(record)
         try:
-            final = await self._executors[record.saga_type].run(record)
+            final = await self._runners[record.saga_type].run(record)
         except StoreError as e:
             log.warning("saga %s: store error, left for recovery: %s", record.id, e)
             final = None

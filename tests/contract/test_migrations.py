@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
 
 import sagakit as sk
 from sagakit.store import migrate
@@ -22,15 +26,19 @@ async def _upgrade_keeps_sagas_and_separates_lookalikes(url: str) -> None:
     # Given a database whose schema was created by 0001 (server-default collation)
     old = sk.open_store(url)
     assert isinstance(old, SqlStore)
+    table = old.tables.instances.name
     async with old.engine.begin() as conn:
         await conn.run_sync(migrate.upgrade, old.tables, "0001")
-    await old.open(migrate=False)
-    first = new_saga("Order-1", data={"customer": "alice"})
-    await old.create(first, started(first))
-    clash = new_saga("order-1", data={"customer": "bob"})
-    _, created = await old.create(clash, started(clash))
-    assert created is False  # the defect: another customer's saga came back
-    await old.close()
+        await conn.execute(
+            sa.text(
+                f"INSERT INTO {table} (id, saga_type, status, data, created_at, updated_at) "
+                "VALUES ('Order-1', 'order', 'COMPLETED', '{\"customer\": \"alice\"}', "
+                "NOW(), NOW())"
+            )
+        )
+        found = await conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE id = 'order-1 '"))
+        assert found.scalar_one() == 1  # the defect: another customer's saga matches
+    await old.engine.dispose()
     # When a new version opens it (migrating to head)
     store = sk.open_store(url)
     await store.open()
@@ -38,8 +46,68 @@ async def _upgrade_keeps_sagas_and_separates_lookalikes(url: str) -> None:
         # I expect the old saga intact and lookalike ids kept apart
         got = await store.get("Order-1")
         assert got is not None and got.data == {"customer": "alice"}
+        clash = new_saga("order-1", data={"customer": "bob"})
         stored, created = await store.create(clash, started(clash))
         assert created is True and stored.data == {"customer": "bob"}
         assert await store.get("order-1 ") is None
     finally:
         await store.close()
+
+
+def _shape(sync_conn: Any, tables: Any) -> dict[str, Any]:
+    """Columns, indexes and keys of sagakit's tables, as the database reports them."""
+    inspector = sa.inspect(sync_conn)
+    shape: dict[str, Any] = {}
+    for table in (tables.instances, tables.events, tables.outbox, tables.inbox):
+        name, schema = table.name, tables.schema
+        shape[name] = {
+            # an added column comes last: compare columns, not their order
+            "columns": sorted(
+                (c["name"], str(c["type"]), c["nullable"])
+                for c in inspector.get_columns(name, schema=schema)
+            ),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                for i in inspector.get_indexes(name, schema=schema)
+            ),
+            "primary_key": inspector.get_pk_constraint(name, schema=schema)["constrained_columns"],
+            "unique": sorted(
+                tuple(u["column_names"])
+                for u in inspector.get_unique_constraints(name, schema=schema)
+            ),
+        }
+    return shape
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "mariadb"])
+def test_a_database_upgraded_from_0001_has_the_schema_a_new_one_is_declared_with(
+    backend: str, tmp_path: Path
+) -> None:
+    async def shapes(upgraded_url: str, fresh_url: str) -> tuple[Any, Any]:
+        # Given a database created at 0001 and upgraded to head by opening the store
+        old = sk.open_store(upgraded_url)
+        assert isinstance(old, SqlStore)
+        async with old.engine.begin() as conn:
+            await conn.run_sync(migrate.upgrade, old.tables, "0001")
+        await old.open()
+        async with old.engine.connect() as conn:
+            upgraded = await conn.run_sync(_shape, old.tables)
+        await old.close()
+        # and one created from schema.py as it stands
+        new = sk.open_store(fresh_url)
+        assert isinstance(new, SqlStore)
+        async with new.engine.begin() as conn:
+            await conn.run_sync(new.tables.metadata.create_all)
+            fresh = await conn.run_sync(_shape, new.tables)
+        await new.engine.dispose()
+        return upgraded, fresh
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with (
+        store_url_for(backend, tmp_path / "a") as upgraded_url,
+        store_url_for(backend, tmp_path / "b") as fresh_url,
+    ):
+        upgraded, fresh = asyncio.run(shapes(upgraded_url, fresh_url))
+    # I expect the same tables, columns, types, indexes and keys
+    assert upgraded == fresh

@@ -110,10 +110,14 @@ def test_twenty_random_kill_points_all_end_consistent(lab: Lab) -> None:
     sagas = lab.sagas()
     assert len(sagas) == 12
     for saga in sagas:
-        assert saga.status in (S.COMPLETED, S.COMPENSATED), (saga.id, saga.status)
+        # A saga whose worker is killed again and again while it runs alone (as a suspect)
+        # uses up its crash budget: FAILED for a person, by policy, never inconsistent.
+        crash_budget = "stopped its worker process" in (saga.error_message or "")
+        allowed = (S.COMPLETED, S.COMPENSATED) + ((S.FAILED,) if crash_budget else ())
+        assert saga.status in allowed, (saga.id, saga.status, saga.error_message)
         assert_consistent(lab, saga, STEPS)
         if saga.id in ("r0", "r3", "r6", "r9"):
-            assert saga.status == S.COMPENSATED
+            assert saga.status in (S.COMPENSATED, S.FAILED)
 
 
 def test_frozen_worker_loses_its_lease_and_its_late_checkpoint_is_rejected(lab: Lab) -> None:

@@ -210,8 +210,8 @@ def validate(db: DbOption) -> None:
 
 
 async def _revision(store: SagaStore) -> str:
-    reader = getattr(store, "schema_revision", None)
-    return str(await reader()) if reader is not None else "n/a (no schema)"
+    revision = await store.schema_revision()
+    return revision if revision is not None else "n/a (no schema)"
 
 
 def register_ops_commands(app: typer.Typer) -> None:

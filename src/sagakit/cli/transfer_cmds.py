@@ -12,6 +12,7 @@ from rich.progress import Progress
 
 from .. import transfer
 from ..store.records import SagaEvent, SagaRecord
+from ..store.sqlite import SqliteStore
 from ..store.urls import open_store
 from ..transfer import ImportReport
 from .common import DbOption, console, errors, fail, run_async
@@ -153,8 +154,7 @@ def copy(
 def _sqlite_file(db: str, option: str) -> tuple[str, str]:
     """Return (file path, saga table name) of an SQLite store URL, or explain the alternative."""
     store = open_store(db)
-    engine = getattr(store, "engine", None)
-    if engine is None or engine.url.get_backend_name() != "sqlite":
+    if not isinstance(store, SqliteStore):
         fail(
             f"{option}: backup and restore copy SQLite stores; for PostgreSQL run "
             "pg_dump --format=custom --schema=SCHEMA DBNAME > sagas.dump (pg_restore to "
@@ -162,10 +162,10 @@ def _sqlite_file(db: str, option: str) -> tuple[str, str]:
             "saga_outbox saga_inbox sagakit_alembic_version > sagas.sql",
             code=1,
         )
-    path = engine.url.database
+    path = store.engine.url.database
     if not path or path == ":memory:":
         fail(f"{option} {db}: an in-memory SQLite database has no file to back up or restore")
-    return path, store.tables.instances.name  # type: ignore[attr-defined]
+    return path, store.tables.instances.name
 
 
 def _count(conn: sqlite3.Connection, table: str) -> int:

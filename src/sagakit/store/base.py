@@ -160,5 +160,20 @@ class SagaStore(ABC):
         """Record that the outbox messages with these ids were published."""
         raise NotImplementedError(f"{type(self).__name__} has no outbox")
 
+    # -- maintenance: what operators ask of any store ------------------------------------
+
+    async def schema_revision(self) -> str | None:
+        """The schema revision the database is at; ``None`` for stores without a schema."""
+        return None
+
+    def pool_numbers(self) -> dict[str, int] | None:
+        """The connection pool as ``size``, ``checked_out``, ``overflow``; ``None``: no pool."""
+        return None
+
+    @property
+    def location(self) -> str:
+        """Where the sagas live, without a password: the URL, with its schema if any."""
+        return self.description
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.description}>"

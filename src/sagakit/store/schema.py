@@ -25,8 +25,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.types import TypeDecorator
 
+from ..status import RUNNABLE
+
 #: Non-terminal statuses as SQL, for the partial indexes on runnable and timed-out sagas.
-ACTIVE_STATUSES_SQL = "status IN ('PENDING', 'RUNNING', 'COMPENSATING')"
+ACTIVE_STATUSES_SQL = "status IN ({})".format(", ".join(f"'{s.value}'" for s in sorted(RUNNABLE)))
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -55,6 +57,9 @@ class UtcDateTime(TypeDecorator[datetime]):
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+
+#: MariaDB/MySQL tables compare keys byte for byte (migration 0002 converts older ones).
+_BINARY_KEYS: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_nopad_bin"}
 
 #: The context and event payloads: JSONB on PostgreSQL, JSON elsewhere.
 JsonType = JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
@@ -112,6 +117,7 @@ def build_tables(prefix: str = "", schema: str | None = None) -> SagaTables:
         Column("error_type", String(255)),
         Column("error_message", Text),
         Column("error_stack", Text),
+        **_BINARY_KEYS,
     )
     active = text(ACTIVE_STATUSES_SQL)
     Index(f"ix_{p}saga_instances_status", instances.c.status)
@@ -158,6 +164,7 @@ def build_tables(prefix: str = "", schema: str | None = None) -> SagaTables:
         Column("source_ip", String(64)),
         Column("reason", Text),
         UniqueConstraint("saga_id", "seq", name=f"uq_{p}saga_events_saga_seq"),
+        **_BINARY_KEYS,
     )
     Index(f"ix_{p}saga_events_type_at", events.c.type, events.c.at)
     outbox = Table(
@@ -171,6 +178,7 @@ def build_tables(prefix: str = "", schema: str | None = None) -> SagaTables:
         Column("created_at", UtcDateTime(), nullable=False),
         Column("published_at", UtcDateTime()),
         Column("attempts", Integer, nullable=False, server_default="0"),
+        **_BINARY_KEYS,
     )
     Index(
         f"ix_{p}saga_outbox_unpublished",
@@ -184,5 +192,6 @@ def build_tables(prefix: str = "", schema: str | None = None) -> SagaTables:
         Column("message_id", String(255), primary_key=True),
         Column("consumer", String(255), primary_key=True),
         Column("received_at", UtcDateTime(), nullable=False),
+        **_BINARY_KEYS,
     )
     return SagaTables(md, instances, events, outbox, inbox, prefix, schema)
