@@ -12,6 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
 from typing import Any
@@ -39,6 +40,20 @@ log = logging.getLogger("sagakit.engine")
 class _Next(Enum):
     CONTINUE = 1
     STOP = 2  # released to the store: a durable timer or another worker takes it on
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What one attempt of a step or compensation gave (``error`` None: it succeeded)."""
+
+    seconds: float
+    output: dict[str, Any] = field(default_factory=dict)
+    messages: list[OutboxMessage] = field(default_factory=list)
+    error: BaseException | None = None
+    #: The failure event to record with the outcome, when ``error`` is set.
+    failed: EventSpec = field(default_factory=lambda: EventSpec())
+    #: A step stopped by the saga's own deadline (forward only): roll back for timeout.
+    saga_timed_out: bool = False
 
 
 class SagaExecutor:
@@ -117,56 +132,80 @@ class SagaExecutor:
     # -- forward --------------------------------------------------------------------------
 
     async def _forward(self, rec: SagaRecord) -> _Next:
-        steps = self.saga.steps
-        now = utcnow()
-        if rec.timeout_at is not None and now >= rec.timeout_at:
+        if rec.timeout_at is not None and utcnow() >= rec.timeout_at:
             await self._begin_compensation(rec, Reason.TIMEOUT, None, timed_out=True)
             return _Next.CONTINUE
-        step = steps[rec.step_index]
-        policy = self.saga.retry_for(step)
+        step = self.saga.steps[rec.step_index]
+        outcome = await self._attempt(rec, step, compensation=False)
+        if isinstance(outcome, _Next):
+            return outcome
+        if outcome.saga_timed_out:
+            await self._begin_compensation(rec, Reason.TIMEOUT, None, timed_out=True)
+        elif outcome.error is None:
+            await self._step_completed(rec, step, outcome.output, outcome.seconds, outcome.messages)
+        else:
+            await self._begin_compensation(
+                rec, Reason.ERROR, outcome.error, first_event=outcome.failed
+            )
+        return _Next.CONTINUE
+
+    async def _attempt(
+        self, rec: SagaRecord, step: Step, *, compensation: bool
+    ) -> _Attempt | _Next:
+        """Run one attempt of a step or compensation; schedule its retry if it gets one.
+
+        Return what the attempt gave, or how to go on when it did not run (attempts or
+        crashes used up, a durable timer not due) or will be retried.
+        """
+        policy = self.saga.retry_for(step, compensation=compensation)
         if rec.attempt > policy.max_attempts:
-            await self._attempts_exhausted(rec, step, policy, compensation=False)
+            await self._attempts_exhausted(rec, step, policy, compensation=compensation)
             return _Next.CONTINUE
         if rec.crashes > policy.max_crashes:
-            await self._crashed_too_often(rec, step, policy, compensation=False)
+            await self._crashed_too_often(rec, step, policy, compensation=compensation)
             return _Next.CONTINUE
         if not await self._wait_for_timer(rec):
             return _Next.STOP
         ctx = StepContext(
             rec.data, saga_id=rec.id, saga_type=rec.saga_type, step=step.name, attempt=rec.attempt
         )
-        timeout = self.saga.timeout_for(step)
-        saga_left = (
-            (rec.timeout_at - utcnow()).total_seconds() if rec.timeout_at is not None else None
-        )
-        limits = [t for t in (timeout, saga_left) if t is not None]
+        timeout = self.saga.timeout_for(step, compensation=compensation)
+        limit = timeout
+        if compensation:
+            assert step.compensate is not None
+            fn, what = step.compensate, f"compensation of {step.name!r}"
+            ctx.idempotency_key = f"{rec.id}:{step.name}:compensation"
+        else:
+            fn, what = step.action, f"step {step.name!r}"
+            if rec.timeout_at is not None:  # the saga's deadline bounds its step too
+                left = max((rec.timeout_at - utcnow()).total_seconds(), 0.0)
+                limit = left if limit is None else min(limit, left)
         t0 = time.monotonic()
         error: BaseException
         try:
-            result = await invoke(step.action, ctx, max(min(limits), 0.0) if limits else None)
+            result = await invoke(fn, ctx, limit)
             rec.crashes = 0  # the step ended with this process alive: it is not the killer
-            output = step_output(result, f"saga {self.saga.name!r}, step {step.name!r}")
+            output = step_output(result, f"saga {self.saga.name!r}, {what}")
         except TimeoutError:
             rec.crashes = 0
-            if rec.timeout_at is not None and utcnow() >= rec.timeout_at:
-                await self._begin_compensation(rec, Reason.TIMEOUT, None, timed_out=True)
-                return _Next.CONTINUE
-            error = StepTimeout(f"step {step.name!r} ran past its timeout of {timeout}s")
+            if not compensation and rec.timeout_at is not None and utcnow() >= rec.timeout_at:
+                return _Attempt(time.monotonic() - t0, saga_timed_out=True)
+            error = StepTimeout(f"{what} ran past its timeout of {timeout}s")
         except Exception as e:
             rec.crashes = 0
             error = e
         else:
-            await self._step_completed(rec, step, output, time.monotonic() - t0, ctx.messages)
-            return _Next.CONTINUE
+            return _Attempt(time.monotonic() - t0, output=output, messages=ctx.messages)
         seconds = time.monotonic() - t0
         will_retry = (
             policy.retryable(error)
             and not isinstance(error, NotSerializable)
             and rec.attempt < policy.max_attempts
         )
-        self.hooks.step_failed(rec, step.name, error, will_retry=will_retry)
+        failed_hook = self.hooks.compensation_failed if compensation else self.hooks.step_failed
+        failed_hook(rec, step.name, error, will_retry=will_retry)
         failed: EventSpec = {
-            "type": EventType.STEP_FAILED,
+            "type": EventType.COMPENSATION_FAILED if compensation else EventType.STEP_FAILED,
             "step": step.name,
             "attempt": rec.attempt,
             "duration_ms": seconds * 1000,
@@ -174,8 +213,7 @@ class SagaExecutor:
         }
         if will_retry:
             return await self._schedule_retry(rec, policy, error, failed)
-        await self._begin_compensation(rec, Reason.ERROR, error, first_event=failed)
-        return _Next.CONTINUE
+        return _Attempt(seconds, error=error, failed=failed)
 
     async def _step_completed(
         self,
@@ -281,69 +319,29 @@ class SagaExecutor:
             await self._commit(rec, events)
             return _Next.CONTINUE
         step = self.saga.steps[rec.step_index - 1]
-        policy = self.saga.retry_for(step, compensation=True)
-        if rec.attempt > policy.max_attempts:
-            await self._attempts_exhausted(rec, step, policy, compensation=True)
+        outcome = await self._attempt(rec, step, compensation=True)
+        if isinstance(outcome, _Next):
+            return outcome
+        if outcome.error is not None:
+            await self._fail(rec, outcome.error, outcome.failed)
             return _Next.CONTINUE
-        if rec.crashes > policy.max_crashes:
-            await self._crashed_too_often(rec, step, policy, compensation=True)
-            return _Next.CONTINUE
-        if not await self._wait_for_timer(rec):
-            return _Next.STOP
-        assert step.compensate is not None
-        ctx = StepContext(
-            rec.data, saga_id=rec.id, saga_type=rec.saga_type, step=step.name, attempt=rec.attempt
-        )
-        ctx.idempotency_key = f"{rec.id}:{step.name}:compensation"
-        timeout = self.saga.timeout_for(step, compensation=True)
-        t0 = time.monotonic()
-        error: BaseException
-        try:
-            result = await invoke(step.compensate, ctx, timeout)
-            rec.crashes = 0
-            output = step_output(result, f"saga {self.saga.name!r}, compensation of {step.name!r}")
-        except TimeoutError:
-            rec.crashes = 0
-            error = StepTimeout(f"compensation of {step.name!r} ran past its timeout of {timeout}s")
-        except Exception as e:
-            rec.crashes = 0
-            error = e
-        else:
-            seconds = time.monotonic() - t0
-            attempt = rec.attempt
-            rec.data = {**rec.data, **output} if output else rec.data
-            rec.attempt = 1
-            rec.next_attempt_at = None
-            done: list[EventSpec] = [
-                {
-                    "type": EventType.COMPENSATION_COMPLETED,
-                    "step": step.name,
-                    "attempt": attempt,
-                    "duration_ms": seconds * 1000,
-                    "output": output or None,
-                }
-            ]
-            self._advance_compensation(rec, self._remaining_compensations(rec.step_index - 1), done)
-            await self._commit(rec, done, ctx.messages)
-            self.hooks.compensation_completed(rec, step.name, seconds)
-            return _Next.CONTINUE
-        seconds = time.monotonic() - t0
-        will_retry = (
-            policy.retryable(error)
-            and not isinstance(error, NotSerializable)
-            and rec.attempt < policy.max_attempts
-        )
-        self.hooks.compensation_failed(rec, step.name, error, will_retry=will_retry)
-        failed: EventSpec = {
-            "type": EventType.COMPENSATION_FAILED,
-            "step": step.name,
-            "attempt": rec.attempt,
-            "duration_ms": seconds * 1000,
-            "error": describe_error(error),
-        }
-        if will_retry:
-            return await self._schedule_retry(rec, policy, error, failed)
-        await self._fail(rec, error, failed)
+        attempt = rec.attempt
+        output = outcome.output
+        rec.data = {**rec.data, **output} if output else rec.data
+        rec.attempt = 1
+        rec.next_attempt_at = None
+        done: list[EventSpec] = [
+            {
+                "type": EventType.COMPENSATION_COMPLETED,
+                "step": step.name,
+                "attempt": attempt,
+                "duration_ms": outcome.seconds * 1000,
+                "output": output or None,
+            }
+        ]
+        self._advance_compensation(rec, self._remaining_compensations(rec.step_index - 1), done)
+        await self._commit(rec, done, outcome.messages)
+        self.hooks.compensation_completed(rec, step.name, outcome.seconds)
         return _Next.CONTINUE
 
     async def _fail(self, rec: SagaRecord, error: BaseException, event: EventSpec) -> None:

@@ -26,6 +26,8 @@ class LeaseKeeper:
         self.owner = owner
         self.lease_seconds = lease_seconds
         self._held: dict[str, SagaRecord] = {}
+        #: Loop time of the last failed renewal (the database was out of reach), or None.
+        self.last_outage: float | None = None
         self._task: asyncio.Task[None] | None = None
 
     def lease_until(self) -> timedelta:
@@ -39,6 +41,20 @@ class LeaseKeeper:
     def drop(self, saga_id: str) -> None:
         """Stop renewing the lease of ``saga_id``."""
         self._held.pop(saga_id, None)
+
+    def outage_recent(self) -> bool:
+        """Whether the store was out of reach within the last lease length.
+
+        Every holder's renewals failed then too: a lease that ran out meanwhile belongs,
+        most likely, to a live worker that will renew it now, not to a dead one.
+        """
+        if self.last_outage is None:
+            return False
+        return asyncio.get_running_loop().time() - self.last_outage < self.lease_seconds
+
+    def noted_outage(self) -> None:
+        """Record that the store was just out of reach (seen by a claim or a write)."""
+        self.last_outage = asyncio.get_running_loop().time()
 
     def held_ids(self) -> list[str]:
         """The ids of the sagas this process is running now."""
@@ -72,6 +88,7 @@ class LeaseKeeper:
                     log.warning("could not renew %d leases: %s", len(held), e)
                     return
             except StoreError as e:
+                self.last_outage = asyncio.get_running_loop().time()
                 log.warning("could not renew %d leases: %s", len(held), e)
                 return
         for saga_id, record in held.items():

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from .definition import Saga
 from .engine import SagaExecutor
-from .errors import StoreError
+from .errors import StoreError, StoreUnavailable
 from .hooks import HookChain, SagaHooks
 from .leases import LeaseKeeper
 from .status import SagaStatus
@@ -126,8 +126,8 @@ class Worker:
         self.maintenance_interval = maintenance_interval
         self._next_maintenance = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
-        #: Claimed sagas whose last holder died running them: each runs alone, in turn.
-        self._suspects: list[SagaRecord] = []
+        #: A saga whose last holder died running it, to run alone once nothing else runs.
+        self._wanted: str | None = None
         self._solo: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -157,11 +157,11 @@ class Worker:
         try:
             while not self._stopping:
                 await self._maintain()
-                if self._run_suspect_alone():
-                    await self._sleep(self.poll_interval)
+                if await self._alone_first():
+                    await self._sleep(self.poll_interval)  # wakes when a task ends
                     continue
                 claimed = await self._claim()
-                if burst and not claimed and not self._tasks and not self._suspects:
+                if burst and not claimed and not self._tasks and self._wanted is None:
                     break
                 if claimed and len(self._tasks) < self.concurrency:
                     idle = self.poll_interval / 16
@@ -171,7 +171,6 @@ class Worker:
         finally:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._release_suspects()
             if unsubscribe is not None:
                 await unsubscribe()
         return self.counters
@@ -222,8 +221,13 @@ class Worker:
                 # a lease that ran out while its renewal failed is still ours to finish:
                 # claiming it again would run the same step twice in one process
                 exclude_ids=self.leases.held_ids(),
+                # after an outage, give live holders a lease's time to renew before taking
+                # their sagas over as crashed
+                take_over=not self.leases.outage_recent(),
             )
         except StoreError as e:
+            if isinstance(e, StoreUnavailable):
+                self.leases.noted_outage()
             log.warning("worker %s: could not claim sagas: %s; will retry", self.owner, e)
             return 0
         except Exception:  # a worker must outlive any one failed poll
@@ -233,13 +237,11 @@ class Worker:
             self.counters.claimed += 1
             if not record.crashes:
                 self._start(record)
-            elif not self._suspects:
-                self.leases.hold(record)  # keep its lease while it waits for its turn
-                self._suspects.append(record)
-            else:
-                # One suspect at a time: one held while waiting would be charged a crash
-                # it had no part in if this process died running the other.
-                await self._release(record)
+                continue
+            # A suspect runs alone, so it is handed back and taken again once this worker
+            # is idle. Holding it while others run would charge it for their crash.
+            await self._release(record)
+            self._wanted = self._wanted or record.id
         return len(records)
 
     def _start(self, record: SagaRecord) -> asyncio.Task[None]:
@@ -248,36 +250,42 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _run_suspect_alone(self) -> bool:
-        """Run sagas whose last worker died one at a time, with nothing beside them.
+    async def _alone_first(self) -> bool:
+        """Run a saga whose last worker died with nothing beside it; True while it must.
 
-        If one kills this process too, no innocent saga dies with it, and the next worker
-        knows it was alone: only the saga that kills again is charged for it. Return
-        whether a suspect is waiting or running (then nothing else is claimed).
+        If it kills this process too, no innocent saga dies with it, and the next worker
+        knows it was alone: only the saga that kills again is charged. While a suspect
+        waits for this worker to be idle, or runs, nothing else is claimed.
         """
         if self._solo is not None and not self._solo.done():
             return True
         self._solo = None
-        if not self._suspects:
+        if self._wanted is None:
             return False
-        if not self._tasks:
-            record = self._suspects.pop(0)
+        if self._tasks:
+            return True  # let the running sagas finish first
+        wanted, self._wanted = self._wanted, None
+        now = utcnow()
+        try:
+            records = await self.store.claim(
+                self.owner,
+                now=now,
+                lease_until=now + self.leases.lease_until(),
+                limit=1,
+                saga_ids=[wanted],
+            )
+        except StoreError as e:
+            log.warning("worker %s: could not claim saga %s: %s", self.owner, wanted, e)
+            return False
+        for record in records:  # none: another worker took it, or it is not due
+            self.counters.claimed += 1
             log.info(
                 "saga %s: its last worker died running it; running it alone",
                 record.id,
                 extra={"saga_id": record.id, "saga_type": record.saga_type},
             )
             self._solo = self._start(record)
-        return True
-
-    async def _release_suspects(self) -> None:
-        """Hand back suspects this worker stops before running; they stay suspect."""
-        while self._suspects:
-            record = self._suspects.pop(0)
-            try:
-                await self._release(record)
-            finally:
-                self.leases.drop(record.id)
+        return bool(records)
 
     async def _release(self, record: SagaRecord) -> None:
         try:

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import sagakit as sk
@@ -43,6 +43,8 @@ class Figures:
         0  #: side effects that completed twice (a kill between them and the checkpoint)
     )
     seconds: float = 0.0
+    #: Why the innocent sagas that were compensated ended so (first words of each error).
+    why_compensated: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -92,6 +94,7 @@ def soak(
     workers: int = 3,
     restart: bool = False,
     seed: int = 2026,
+    lease: float = 1.0,
 ) -> Figures:
     """Run ``sagas`` sagas while killing a worker ``kills`` times; return the figures."""
     rng = random.Random(seed)
@@ -101,13 +104,14 @@ def soak(
         for i in range(sagas)
     }
     lab.start("crashy", contexts)
-    procs = [lab.spawn("--concurrency", "16") for _ in range(workers)]
+    options = ("--concurrency", "16", "--lease", str(lease))
+    procs = [lab.spawn(*options) for _ in range(workers)]
     restart_at = kills // 2 if restart else -1
     for n in range(kills):
         time.sleep(rng.uniform(0.2, 0.8))  # a random moment in the run, not a wait for it
         victim = rng.randrange(len(procs))
         kill(procs[victim])
-        procs[victim] = lab.spawn("--concurrency", "16")
+        procs[victim] = lab.spawn(*options)
         if n == restart_at:
             _restart_database(backend)
     deadline = time.monotonic() + 900
@@ -140,6 +144,8 @@ def measure(
             figures.compensations_out_of_order += 1
         if record.status == S.COMPENSATED and not saga_id.endswith("0"):
             figures.innocents_compensated += 1
+            why = " ".join((record.error_message or "?").split()[:8])
+            figures.why_compensated[why] = figures.why_compensated.get(why, 0) + 1
         figures.steps_rerun += sum(max(calls["done", step, saga_id] - 1, 0) for step in STEPS)
     return figures
 
@@ -151,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sagas", type=int, default=2000)
     parser.add_argument("--kills", type=int, default=45)
     parser.add_argument("--no-restart", action="store_true", help="skip the database restart")
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=10.0,
+        help="worker lease in seconds; keep it longer than the database restart, or every "
+        "saga running through the outage is taken for crashed",
+    )
     args = parser.parse_args(argv)
     failed = False
     for backend in args.backends.split(","):
@@ -162,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                     sagas=args.sagas,
                     kills=args.kills,
                     restart=not args.no_restart and backend != "sqlite",
+                    lease=args.lease,
                 )
         print(
             " ".join(f"{k}={v}" for k, v in asdict(figures).items()),

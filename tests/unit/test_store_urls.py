@@ -113,3 +113,16 @@ def test_url_mistakes_name_the_fix_and_hide_the_password(url: str, message: str)
 def test_a_folder_is_not_a_database_file(tmp_path: Path) -> None:
     with pytest.raises(sk.ConfigurationError, match="is a folder; name a database file"):
         sk.open_store(f"sqlite:///{tmp_path}")
+
+
+async def test_a_missing_postgres_database_says_how_to_create_it() -> None:
+    from ..servers import PG_ADMIN_URL, unavailable
+
+    store = sk.open_store(PG_ADMIN_URL.rsplit("/", 1)[0] + "/no_such_database_here")
+    with pytest.raises(sk.StoreError) as info:
+        await store.open()
+    if isinstance(info.value, sk.StoreUnavailable):
+        unavailable("PostgreSQL at 127.0.0.1:5432", info.value)
+    message = str(info.value)
+    assert 'database "no_such_database_here" does not exist' in message
+    assert "createdb no_such_database_here" in message and "sagakit migrate" not in message

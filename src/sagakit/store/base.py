@@ -79,6 +79,7 @@ class SagaStore(ABC):
         saga_types: Iterable[str] | None = None,
         saga_ids: Iterable[str] | None = None,
         exclude_ids: Iterable[str] = (),
+        take_over: bool = True,
     ) -> builtins.list[SagaRecord]:
         """Lease up to ``limit`` runnable sagas to ``owner`` and return them.
 
@@ -87,7 +88,8 @@ class SagaStore(ABC):
         ``version + 1`` and ``attempt + 1`` (an attempt counts before it runs, so a step
         that kills its worker every time is bounded by its retries). Sagas in
         ``exclude_ids`` (those the claimer is running) are never claimed, even when their
-        lease ran out.
+        lease ran out. With ``take_over=False`` only sagas nobody leases are claimed, not
+        those whose lease expired (their holder may be alive, cut off by an outage).
         """
 
     @abstractmethod

@@ -132,6 +132,7 @@ class MemoryStore(SagaStore):
         saga_types: Iterable[str] | None = None,
         saga_ids: Iterable[str] | None = None,
         exclude_ids: Iterable[str] = (),
+        take_over: bool = True,
     ) -> builtins.list[SagaRecord]:
         types = set(saga_types) if saga_types is not None else None
         ids = set(saga_ids) if saga_ids is not None else None
@@ -144,7 +145,7 @@ class MemoryStore(SagaStore):
                 continue
             if (ids is not None and record.id not in ids) or record.id in excluded:
                 continue
-            if not is_claimable(record, now):
+            if not is_claimable(record, now) or (not take_over and record.lease_owner):
                 continue
             lease_to(record, owner, now, lease_until)
             claimed.append(record.copy())

@@ -321,6 +321,23 @@ class StoreContract(KeyContract, LifecycleContract, AuditContract):
         # I expect only the abandoned one
         assert [r.id for r in got] == ["abandoned"]
 
+    async def test_claim_without_take_over_leaves_expired_leases_alone(
+        self, store: SagaStore
+    ) -> None:
+        now = utcnow()
+        held = new_saga(
+            "held",
+            status=SagaStatus.RUNNING,
+            lease_owner="w",
+            lease_expires_at=now - timedelta(seconds=1),
+        )
+        free = new_saga("free", status=SagaStatus.PENDING)
+        for r in (held, free):
+            await store.create(r, started(r))
+        until = now + timedelta(seconds=30)
+        got = await store.claim("v", now=now, lease_until=until, limit=10, take_over=False)
+        assert [r.id for r in got] == ["free"]
+
     async def test_concurrent_claimers_never_share_a_saga(self, store: SagaStore) -> None:
         for i in range(40):
             r = new_saga(f"c{i}", status=SagaStatus.PENDING)

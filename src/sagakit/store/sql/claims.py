@@ -60,9 +60,12 @@ class Claims(SqlCore):
         saga_types: Iterable[str] | None = None,
         saga_ids: Iterable[str] | None = None,
         exclude_ids: Iterable[str] = (),
+        take_over: bool = True,
     ) -> builtins.list[SagaRecord]:
         t = self.tables.instances
         query = select(t).where(self._runnable(now))
+        if not take_over:
+            query = query.where(t.c.lease_owner.is_(None))
         if saga_types is not None:
             query = query.where(t.c.saga_type.in_(list(saga_types)))
         if saga_ids is not None:
