@@ -1,7 +1,6 @@
 """sagakit: durable sagas — steps with compensations, checkpointed in your database."""
 
-from .context import StepContext
-from .definition import Retry, Saga, Step
+from .admin.operator import Action
 from .errors import (
     CheckpointTooLarge,
     ConcurrencyError,
@@ -22,7 +21,8 @@ from .errors import (
 )
 from .history import EventType
 from .hooks import SagaHooks
-from .operator import Action
+from .orchestration.context import StepContext
+from .orchestration.definition import Retry, Saga, Step
 from .runtime import Runtime
 from .status import Reason, SagaStatus
 from .store import MemoryStore, SagaEvent, SagaRecord, SagaStore, open_store

@@ -12,14 +12,14 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from .definition import Saga, saga_registry
-from .engine import SagaExecutor
+from .admin.operator import Action, apply_action
 from .errors import ConfigurationError, SagaNotFound, SagaTimeout, UnknownSagaType
 from .history import EventType
 from .hooks import HookChain, SagaHooks
-from .invoke import ensure_json
 from .leases import LeaseKeeper
-from .operator import Action, apply_action
+from .orchestration.definition import Saga, saga_registry
+from .orchestration.engine import SagaExecutor
+from .orchestration.invoke import ensure_json
 from .plain import check_texts, text_problem
 from .status import SagaStatus
 from .store.base import SagaStore

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from .definition import Saga
-from .engine import SagaExecutor
 from .errors import StoreError, StoreUnavailable
 from .hooks import HookChain, SagaHooks
 from .leases import LeaseKeeper
+from .orchestration.definition import Saga
+from .orchestration.engine import SagaExecutor
 from .status import SagaStatus
 from .store.base import SagaStore
 from .store.records import SagaRecord, utcnow

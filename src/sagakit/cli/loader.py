@@ -8,8 +8,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from ..definition import Saga, Step
 from ..errors import ConfigurationError
+from ..orchestration.definition import Saga, Step
 from ..runtime import Runtime
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .. import reports
+from ..admin import reports
 from ..errors import SagaError
 from ..status import SagaStatus
 from ..store.base import SagaStore

@@ -13,12 +13,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ..operator import Action, apply_action
+from ..admin.operator import Action, apply_action
+from ..admin.transfer import saga_line
 from ..status import Reason, SagaStatus
 from ..store.base import SagaStore
 from ..store.records import EventQuery, SagaEvent, SagaQuery, SagaRecord
 from ..store.urls import open_store
-from ..transfer import saga_line
 from .common import DbOption, console, run_async, wrapping_table
 from .durations import ago, parse_duration
 

@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from .. import transfer
+from ..admin import transfer
+from ..admin.transfer import ImportReport
 from ..store.records import SagaEvent, SagaRecord
 from ..store.sqlite import SqliteStore
 from ..store.urls import open_store
-from ..transfer import ImportReport
 from .common import DbOption, console, errors, fail, run_async
 from .store_cmds import opened
 

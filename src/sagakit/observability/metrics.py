@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..admin.reports import ACTIVE
 from ..checkpoint import describe_error
 from ..hooks import SagaHooks
-from ..reports import ACTIVE
 from ..status import Reason, SagaStatus
 from ..store.base import SagaStore
 from ..store.records import SagaRecord

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from .. import reports
+from ..admin import reports
+from ..admin.operator import Action
 from ..errors import ConfigurationError, NotSerializable
-from ..operator import Action
 from ..runtime import Runtime
 from ..status import Reason, SagaStatus
 from ..store.records import EventQuery

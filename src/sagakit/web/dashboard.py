@@ -12,9 +12,9 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .. import reports
+from ..admin import reports
+from ..admin.operator import Action, applicable
 from ..errors import SagaNotFound
-from ..operator import Action, applicable
 from ..runtime import Runtime
 from ..status import SagaStatus
 from ..store.records import SagaQuery

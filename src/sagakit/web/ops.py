@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
 
-from .. import reports
+from ..admin import reports
 from ..runtime import Runtime
 from .schemas import HealthOut, Problem
 from .security import ApiProblem, Reader

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..reports import Health, SagaStats
+from ..admin.reports import Health, SagaStats
 from ..status import SagaStatus
 from ..store.records import SagaEvent, SagaRecord
 

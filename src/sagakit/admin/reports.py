@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .status import RUNNABLE, TERMINAL, Reason, SagaStatus
-from .store.base import SagaStore
-from .store.records import SagaQuery, SagaRecord, utcnow
+from ..status import RUNNABLE, TERMINAL, Reason, SagaStatus
+from ..store.base import SagaStore
+from ..store.records import SagaQuery, SagaRecord, utcnow
 
 #: Statuses that are still in progress, in which a saga can be stuck.
 ACTIVE: tuple[SagaStatus, ...] = tuple(sorted(RUNNABLE))

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from .errors import StoreError
-from .plain import data_problem, describe_problem, text_problem
-from .status import Reason, SagaStatus
-from .store.base import SagaStore
-from .store.records import SagaEvent, SagaQuery, SagaRecord
+from ..errors import StoreError
+from ..plain import data_problem, describe_problem, text_problem
+from ..status import Reason, SagaStatus
+from ..store.base import SagaStore
+from ..store.records import SagaEvent, SagaQuery, SagaRecord
 from .transfer_lines import BadLine, decode_line, parse_line
 
 _SAGA_FIELDS = [f.name for f in fields(SagaRecord)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ..store.records import OutboxMessage
 from .invoke import ensure_json
-from .store.records import OutboxMessage
 
 
 class StepContext(Mapping[str, Any]):

@@ -17,22 +17,22 @@ from datetime import timedelta
 from enum import Enum
 from typing import Any
 
-from . import faults
-from .checkpoint import commit, describe_error, record_error, release, set_status
-from .context import StepContext
-from .definition import Retry, Saga, Step
-from .errors import (
+from ..checkpoint import commit, describe_error, record_error, release, set_status
+from ..errors import (
     ConcurrencyError,
     NotSerializable,
     StepFailed,
     StepTimeout,
 )
-from .history import EventSpec, EventType
-from .hooks import SagaHooks
+from ..history import EventSpec, EventType
+from ..hooks import SagaHooks
+from ..status import Reason, SagaStatus
+from ..store.base import SagaStore
+from ..store.records import OutboxMessage, SagaRecord, uncount_claim, utcnow
+from . import faults
+from .context import StepContext
+from .definition import Retry, Saga, Step
 from .invoke import invoke, step_output
-from .status import Reason, SagaStatus
-from .store.base import SagaStore
-from .store.records import OutboxMessage, SagaRecord, uncount_claim, utcnow
 
 log = logging.getLogger("sagakit.engine")
 

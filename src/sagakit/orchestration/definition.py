@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from .errors import DefinitionError
+from ..errors import DefinitionError
 
 #: A step action or compensation: takes the step context, returns a dict (or None).
 StepFunction = Callable[..., Any]

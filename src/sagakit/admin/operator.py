@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from .checkpoint import commit, release, set_status
-from .errors import ConcurrencyError, OperatorActionRefused, SagaNotFound
-from .history import EventSpec, EventType
-from .plain import check_texts
-from .status import Reason, SagaStatus
-from .store.base import SagaStore
-from .store.records import SagaRecord, utcnow
+from ..checkpoint import commit, release, set_status
+from ..errors import ConcurrencyError, OperatorActionRefused, SagaNotFound
+from ..history import EventSpec, EventType
+from ..plain import check_texts
+from ..status import Reason, SagaStatus
+from ..store.base import SagaStore
+from ..store.records import SagaRecord, utcnow
 
 _S = SagaStatus
 

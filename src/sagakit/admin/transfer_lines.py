@@ -13,10 +13,10 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from .errors import ConfigurationError
-from .plain import data_problem, describe_problem, text_problem
-from .status import Reason, SagaStatus
-from .store.records import SagaEvent, SagaRecord
+from ..errors import ConfigurationError
+from ..plain import data_problem, describe_problem, text_problem
+from ..status import Reason, SagaStatus
+from ..store.records import SagaEvent, SagaRecord
 
 #: Largest counters an import accepts: far beyond real sagas, far below overflow.
 MAX_COUNTER = 2**31 - 1

@@ -8,9 +8,9 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import NotSerializable
+from ..plain import data_problem, describe_problem
 from .definition import StepFunction
-from .errors import NotSerializable
-from .plain import data_problem, describe_problem
 
 
 @functools.lru_cache(maxsize=4096)

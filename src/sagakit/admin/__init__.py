@@ -1,0 +1,1 @@
+"""What operators do to sagas: actions, reports, and moving sagas between stores."""

@@ -1,0 +1,1 @@
+"""Orchestrated sagas: definitions (Saga, Step, Retry), the engine, and how steps are called."""
