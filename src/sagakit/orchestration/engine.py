@@ -7,17 +7,11 @@ its side effect and before its checkpoint re-runs it — but its checkpoint is w
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
-from enum import Enum
 from typing import Any
 
-from ..checkpoint import commit, describe_error, record_error, release, set_status
+from ..checkpoint import describe_error, record_error, release, set_status
 from ..errors import (
     ConcurrencyError,
     NotSerializable,
@@ -25,59 +19,18 @@ from ..errors import (
     StepTimeout,
 )
 from ..history import EventSpec, EventType
-from ..hooks import SagaHooks
 from ..status import Reason, SagaStatus
-from ..store.base import SagaStore
-from ..store.records import OutboxMessage, SagaRecord, uncount_claim, utcnow
-from . import faults
+from ..store.records import OutboxMessage, SagaRecord, utcnow
 from .context import StepContext
-from .definition import Retry, Saga, Step
+from .definition import Retry, Step
+from .executor_base import AttemptOutcome, ExecutorBase, Flow
 from .invoke import invoke, step_output
 
 log = logging.getLogger("sagakit.engine")
 
 
-class _Next(Enum):
-    CONTINUE = 1
-    STOP = 2  # released to the store: a durable timer or another worker takes it on
-
-
-@dataclass(slots=True)
-class _Attempt:
-    """What one attempt of a step or compensation gave (``error`` None: it succeeded)."""
-
-    seconds: float
-    output: dict[str, Any] = field(default_factory=dict)
-    messages: list[OutboxMessage] = field(default_factory=list)
-    error: BaseException | None = None
-    #: The failure event to record with the outcome, when ``error`` is set.
-    failed: EventSpec = field(default_factory=lambda: EventSpec())
-    #: A step stopped by the saga's own deadline (forward only): roll back for timeout.
-    saga_timed_out: bool = False
-
-
-class SagaExecutor:
+class SagaExecutor(ExecutorBase):
     """Advances sagas of one definition; one instance serves many sagas concurrently."""
-
-    def __init__(
-        self,
-        store: SagaStore,
-        saga: Saga,
-        *,
-        owner: str,
-        hooks: SagaHooks,
-        max_inline_delay: float = math.inf,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> None:
-        self.store = store
-        self.saga = saga
-        self.owner = owner
-        self.hooks = hooks
-        #: Retry waits up to this long are slept in-process; longer ones release the saga.
-        self.max_inline_delay = max_inline_delay
-        #: Asked between steps; when it says yes the saga is checkpointed and released.
-        self.should_stop = should_stop or (lambda: False)
-        self._fault = faults.from_environment()
 
     async def run(self, record: SagaRecord) -> SagaRecord | None:
         """Advance ``record`` until it is terminal, paused, or waiting on a durable timer.
@@ -113,7 +66,7 @@ class SagaExecutor:
                     step_next = await self._backward(record)
                 else:
                     break
-                if step_next is _Next.STOP:
+                if step_next is Flow.STOP:
                     return record
                 if self.should_stop() and not record.status.is_terminal:
                     await self.release_unstarted(record)
@@ -131,13 +84,13 @@ class SagaExecutor:
 
     # -- forward --------------------------------------------------------------------------
 
-    async def _forward(self, rec: SagaRecord) -> _Next:
+    async def _forward(self, rec: SagaRecord) -> Flow:
         if rec.timeout_at is not None and utcnow() >= rec.timeout_at:
             await self._begin_compensation(rec, Reason.TIMEOUT, None, timed_out=True)
-            return _Next.CONTINUE
+            return Flow.CONTINUE
         step = self.saga.steps[rec.step_index]
         outcome = await self._attempt(rec, step, compensation=False)
-        if isinstance(outcome, _Next):
+        if isinstance(outcome, Flow):
             return outcome
         if outcome.saga_timed_out:
             await self._begin_compensation(rec, Reason.TIMEOUT, None, timed_out=True)
@@ -147,11 +100,11 @@ class SagaExecutor:
             await self._begin_compensation(
                 rec, Reason.ERROR, outcome.error, first_event=outcome.failed
             )
-        return _Next.CONTINUE
+        return Flow.CONTINUE
 
     async def _attempt(
         self, rec: SagaRecord, step: Step, *, compensation: bool
-    ) -> _Attempt | _Next:
+    ) -> AttemptOutcome | Flow:
         """Run one attempt of a step or compensation; schedule its retry if it gets one.
 
         Return what the attempt gave, or how to go on when it did not run (attempts or
@@ -160,12 +113,12 @@ class SagaExecutor:
         policy = self.saga.retry_for(step, compensation=compensation)
         if rec.attempt > policy.max_attempts:
             await self._attempts_exhausted(rec, step, policy, compensation=compensation)
-            return _Next.CONTINUE
+            return Flow.CONTINUE
         if rec.crashes > policy.max_crashes:
             await self._crashed_too_often(rec, step, policy, compensation=compensation)
-            return _Next.CONTINUE
+            return Flow.CONTINUE
         if not await self._wait_for_timer(rec):
-            return _Next.STOP
+            return Flow.STOP
         ctx = StepContext(
             rec.data, saga_id=rec.id, saga_type=rec.saga_type, step=step.name, attempt=rec.attempt
         )
@@ -189,13 +142,13 @@ class SagaExecutor:
         except TimeoutError:
             rec.crashes = 0
             if not compensation and rec.timeout_at is not None and utcnow() >= rec.timeout_at:
-                return _Attempt(time.monotonic() - t0, saga_timed_out=True)
+                return AttemptOutcome(time.monotonic() - t0, saga_timed_out=True)
             error = StepTimeout(f"{what} ran past its timeout of {timeout}s")
         except Exception as e:
             rec.crashes = 0
             error = e
         else:
-            return _Attempt(time.monotonic() - t0, output=output, messages=ctx.messages)
+            return AttemptOutcome(time.monotonic() - t0, output=output, messages=ctx.messages)
         seconds = time.monotonic() - t0
         will_retry = (
             policy.retryable(error)
@@ -213,7 +166,7 @@ class SagaExecutor:
         }
         if will_retry:
             return await self._schedule_retry(rec, policy, error, failed)
-        return _Attempt(seconds, error=error, failed=failed)
+        return AttemptOutcome(seconds, error=error, failed=failed)
 
     async def _step_completed(
         self,
@@ -312,19 +265,19 @@ class SagaExecutor:
         else:
             rec.current_step = self.saga.steps[remaining - 1].name
 
-    async def _backward(self, rec: SagaRecord) -> _Next:
+    async def _backward(self, rec: SagaRecord) -> Flow:
         if rec.step_index == 0:  # nothing left to undo (e.g. resumed by an operator)
             events: list[EventSpec] = []
             self._advance_compensation(rec, 0, events)
             await self._commit(rec, events)
-            return _Next.CONTINUE
+            return Flow.CONTINUE
         step = self.saga.steps[rec.step_index - 1]
         outcome = await self._attempt(rec, step, compensation=True)
-        if isinstance(outcome, _Next):
+        if isinstance(outcome, Flow):
             return outcome
         if outcome.error is not None:
             await self._fail(rec, outcome.error, outcome.failed)
-            return _Next.CONTINUE
+            return Flow.CONTINUE
         attempt = rec.attempt
         output = outcome.output
         rec.data = {**rec.data, **output} if output else rec.data
@@ -342,7 +295,7 @@ class SagaExecutor:
         self._advance_compensation(rec, self._remaining_compensations(rec.step_index - 1), done)
         await self._commit(rec, done, outcome.messages)
         self.hooks.compensation_completed(rec, step.name, outcome.seconds)
-        return _Next.CONTINUE
+        return Flow.CONTINUE
 
     async def _fail(self, rec: SagaRecord, error: BaseException, event: EventSpec) -> None:
         set_status(rec, SagaStatus.FAILED)
@@ -403,91 +356,3 @@ class SagaExecutor:
         else:
             self.hooks.step_failed(rec, step.name, error, will_retry=False)
             await self._begin_compensation(rec, Reason.ERROR, error, first_event=event)
-
-    async def release_unstarted(self, rec: SagaRecord) -> None:
-        """Hand the saga back before its next attempt starts (that attempt is not counted)."""
-        release(rec)
-        uncount_claim(rec)
-        await self._commit(rec, [])
-
-    async def _wait_for_timer(self, rec: SagaRecord) -> bool:
-        """Sleep until the saga's retry timer is due; False if it should be released instead."""
-        if rec.next_attempt_at is None:
-            return True
-        delay = (rec.next_attempt_at - utcnow()).total_seconds()
-        if delay <= 0:
-            return True
-        if delay > self.max_inline_delay:
-            await self.release_unstarted(rec)
-            return False
-        await asyncio.sleep(delay)
-        return True
-
-    async def _schedule_retry(
-        self, rec: SagaRecord, policy: Retry, error: BaseException, event: EventSpec
-    ) -> _Next:
-        delay = policy.delay(rec.attempt)
-        rec.next_attempt_at = utcnow() + timedelta(seconds=delay)
-        event["output"] = {"retry_in_s": round(delay, 3)}
-        record_error(rec, error)
-        inline = delay <= self.max_inline_delay
-        if inline:
-            rec.attempt += 1  # counted before it runs, as a claim would
-        else:
-            release(rec)
-        await self._commit(rec, [event])
-        if not inline:
-            return _Next.STOP
-        await asyncio.sleep(delay)
-        return _Next.CONTINUE
-
-    def _inconsistency(self, rec: SagaRecord) -> str | None:
-        """Say what in a loaded saga this definition cannot run from, or ``None``."""
-        steps = len(self.saga.steps)
-        if rec.attempt < 0:
-            return f"its attempt counter is {rec.attempt}"
-        top = steps - 1 if rec.status in (SagaStatus.PENDING, SagaStatus.RUNNING) else steps
-        if not 0 <= rec.step_index <= top:
-            return (
-                f"its step index {rec.step_index} is outside the {steps} steps of "
-                f"{self.saga.name!r} for a {rec.status.value} saga"
-            )
-        return None
-
-    async def _hold_changed_definition(self, rec: SagaRecord) -> None:
-        stored, current = rec.definition_hash, self.saga.definition_hash
-        log.warning(
-            "saga %s (%s) was started by a different definition (%s) than this worker's "
-            "(%s); holding it as PAUSED/definition_changed instead of resuming it blindly",
-            rec.id,
-            rec.saga_type,
-            stored,
-            current,
-            extra={"saga_id": rec.id, "saga_type": rec.saga_type},
-        )
-        await self._hold(
-            rec,
-            Reason.DEFINITION_CHANGED,
-            f"definition changed: saga has {stored}, this code has {current}",
-        )
-
-    async def _hold(self, rec: SagaRecord, reason: Reason, why: str) -> None:
-        """Pause the saga for a person, uncounting the attempt its claim took."""
-        rec.paused_from = rec.status
-        set_status(rec, SagaStatus.PAUSED)
-        rec.reason = reason
-        uncount_claim(rec)
-        if reason is Reason.CORRUPT:
-            rec.error_type, rec.error_message = "sagakit.corrupt", why
-        release(rec)
-        await self._commit(rec, [{"type": EventType.SAGA_PAUSED, "reason": why}])
-
-    async def _commit(
-        self,
-        rec: SagaRecord,
-        events: list[EventSpec],
-        outbox: list[OutboxMessage] | None = None,
-    ) -> None:
-        await commit(self.store, rec, events, outbox)
-        if self._fault is not None:
-            self._fault.committed(e["type"] for e in events)
