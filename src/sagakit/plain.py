@@ -41,7 +41,7 @@ def check_texts(what: str, **values: str | None) -> None:
     for name, value in values.items():
         why = text_problem(value) if isinstance(value, str) else None
         if why is not None:
-            raise ConfigurationError(f"{what}: {name} {why}")
+            raise ConfigurationError(f"{what}: {name} {why}" if what else f"{name} {why}")
 
 
 def _key_path(path: str, key: str) -> str:

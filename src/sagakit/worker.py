@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import StoreError, StoreUnavailable
 from .hooks import HookChain, SagaHooks
@@ -210,29 +210,7 @@ class Worker:
         free = self.concurrency - len(self._tasks)
         if free <= 0 or self._stopping:
             return 0
-        now = utcnow()
-        try:
-            records = await self.store.claim(
-                self.owner,
-                now=now,
-                lease_until=now + self.leases.lease_until(),
-                limit=free,
-                saga_types=self.sagas,
-                # a lease that ran out while its renewal failed is still ours to finish:
-                # claiming it again would run the same step twice in one process
-                exclude_ids=self.leases.held_ids(),
-                # after an outage, give live holders a lease's time to renew before taking
-                # their sagas over as crashed
-                take_over=not self.leases.outage_recent(),
-            )
-        except StoreError as e:
-            if isinstance(e, StoreUnavailable):
-                self.leases.noted_outage()
-            log.warning("worker %s: could not claim sagas: %s; will retry", self.owner, e)
-            return 0
-        except Exception:  # a worker must outlive any one failed poll
-            log.exception("worker %s: claiming sagas failed unexpectedly; will retry", self.owner)
-            return 0
+        records = await self._lease(free, saga_types=self.sagas)
         for record in records:
             self.counters.claimed += 1
             if not record.crashes:
@@ -265,18 +243,7 @@ class Worker:
         if self._tasks:
             return True  # let the running sagas finish first
         wanted, self._wanted = self._wanted, None
-        now = utcnow()
-        try:
-            records = await self.store.claim(
-                self.owner,
-                now=now,
-                lease_until=now + self.leases.lease_until(),
-                limit=1,
-                saga_ids=[wanted],
-            )
-        except StoreError as e:
-            log.warning("worker %s: could not claim saga %s: %s", self.owner, wanted, e)
-            return False
+        records = await self._lease(1, saga_ids=[wanted])
         for record in records:  # none: another worker took it, or it is not due
             self.counters.claimed += 1
             log.info(
@@ -286,6 +253,31 @@ class Worker:
             )
             self._solo = self._start(record)
         return bool(records)
+
+    async def _lease(self, limit: int, **which: Any) -> list[SagaRecord]:
+        """Claim up to ``limit`` sagas (``which``: the store's claim filters); [] on failure."""
+        now = utcnow()
+        try:
+            return await self.store.claim(
+                self.owner,
+                now=now,
+                lease_until=now + self.leases.lease_until(),
+                limit=limit,
+                # a lease that ran out while its renewal failed is still ours to finish:
+                # claiming it again would run the same step twice in one process
+                exclude_ids=self.leases.held_ids(),
+                # after an outage, give live holders a lease's time to renew before taking
+                # their sagas over as crashed
+                take_over=not self.leases.outage_recent(),
+                **which,
+            )
+        except StoreError as e:
+            if isinstance(e, StoreUnavailable):
+                self.leases.noted_outage()
+            log.warning("worker %s: could not claim sagas: %s; will retry", self.owner, e)
+        except Exception:  # a worker must outlive any one failed poll
+            log.exception("worker %s: claiming sagas failed unexpectedly; will retry", self.owner)
+        return []
 
     async def _release(self, record: SagaRecord) -> None:
         try:

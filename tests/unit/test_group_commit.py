@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -29,8 +30,20 @@ async def test_a_bad_write_in_a_batch_is_retried_alone_and_fails_alone(store_url
             if i == 7:
                 events = [SagaEvent(saga_id=record.id, seq=1, type="step_completed")]
             writes.append(store.save(nxt, expected_version=expected, events=events))
+        flushes: list[tuple[int, bool]] = []  # (writes in the transaction, shared?)
+        real_flush = store._flush_batch
+
+        async def spy(batch: list[Any], *, isolate: bool) -> None:
+            flushes.append((len(batch), isolate))
+            await real_flush(batch, isolate=isolate)
+
+        store._flush_batch = spy  # type: ignore[method-assign]
         commits_before = store.commits
-        results = await asyncio.gather(*writes, return_exceptions=True)
+        async with store._writer_lock:  # hold the writer so that the checkpoints queue up
+            pending = [asyncio.ensure_future(w) for w in writes]
+            for _ in range(5):
+                await asyncio.sleep(0)
+        results = await asyncio.gather(*pending, return_exceptions=True)
         # I expect only that one refused, every other checkpoint written, in few commits
         failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
         assert failed == [7], results
@@ -39,7 +52,9 @@ async def test_a_bad_write_in_a_batch_is_retried_alone_and_fails_alone(store_url
         for i, record in enumerate(records):
             got = await store.get(record.id)
             assert got is not None and got.version == (1 if i == 7 else 2), i
-        # the shared attempt plus one transaction per write when isolating
+        # the shared transaction was tried, then each of its writes alone
+        assert any(size > 1 and shared for size, shared in flushes), flushes
+        assert any(size == 1 and not shared for size, shared in flushes), flushes
         assert store.commits - commits_before <= 1 + len(records)
     finally:
         await store.close()

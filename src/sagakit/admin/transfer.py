@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from ..errors import StoreError
-from ..plain import data_problem, describe_problem, text_problem
+from ..errors import ConfigurationError, StoreError
+from ..plain import check_texts, data_problem, describe_problem
 from ..status import Reason, SagaStatus
 from ..store.base import SagaStore
 from ..store.records import SagaEvent, SagaQuery, SagaRecord
@@ -84,7 +84,7 @@ async def import_sagas(
         try:
             _check_writable(record, events)
             _, created = await store.create(record, events)
-        except (StoreError, BadLine) as e:
+        except (StoreError, ConfigurationError) as e:
             report.failed.append((record.id, str(e)))
             if not keep_going:
                 report.not_tried = len(pending) - index - 1
@@ -102,21 +102,20 @@ def _check_writable(record: SagaRecord, events: list[SagaEvent]) -> None:
     problem = data_problem(record.data)
     if problem is not None:
         raise BadLine(describe_problem("data", problem))
-    for name in ("id", "saga_type", "current_step", "error_message", "error_stack"):
-        value = getattr(record, name)
-        why = text_problem(value) if isinstance(value, str) else None
-        if why is not None:
-            raise BadLine(f"{name} {why}")
+    check_texts(
+        "",
+        id=record.id,
+        saga_type=record.saga_type,
+        current_step=record.current_step,
+        error_message=record.error_message,
+        error_stack=record.error_stack,
+    )
     for event in events:
         for name in ("output", "error"):
             problem = data_problem(getattr(event, name))
             if problem is not None:
                 raise BadLine(describe_problem(f"event {event.seq} {name}", problem))
-        for name in ("reason", "actor"):
-            value = getattr(event, name)
-            why = text_problem(value) if isinstance(value, str) else None
-            if why is not None:
-                raise BadLine(f"event {event.seq} {name} {why}")
+        check_texts(f"event {event.seq}", reason=event.reason, actor=event.actor)
 
 
 __all__ = [

@@ -22,11 +22,15 @@ class EarlyStop:
         self.requested = False
         self._event: asyncio.Event | None = None
         self._on_stop: Callable[[], None] | None = None
-        for sig in self.SIGNALS:
-            signal.signal(sig, self._noted)
+        self._previous = {sig: signal.signal(sig, self._noted) for sig in self.SIGNALS}
 
     def _noted(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
+
+    def restore(self) -> None:
+        """Put back the handlers that were there before (the command is over)."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def attach(self, on_stop: Callable[[], None]) -> asyncio.Event:
         """Route the signals through the running loop to ``on_stop``; return the stop event.

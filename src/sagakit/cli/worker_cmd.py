@@ -152,65 +152,70 @@ def worker(
     # A pod scaled down just after it started gets SIGTERM before anything else is ready:
     # note it from the first moment, and stop gracefully once there is something to stop.
     stopping = EarlyStop()
-    if not app:
-        fail("--app is required: 'module:attribute' naming your Runtime, Saga or list of Sagas")
-    if connect_timeout is not None:
-        # read by every store the application builds, its own Runtime's included
-        os.environ["SAGAKIT_CONNECT_TIMEOUT"] = str(connect_timeout)
     try:
-        runtime = load_runtime(
-            app,
-            db,
-            default_workers=16,
-            workers=concurrency,
-            lease_seconds=lease,
-            poll_interval=poll,
-            migrate=migrate,
-            archive_after=archive_after,
-            delete_archived_after=delete_archived_after,
-        )
-    except SagaError as e:
-        fail(str(e))
-    if not runtime.workers:
-        runtime = runtime.replace(workers=16)  # an app's Runtime(workers=0) serves requests only
-    if json_logs:
-        from ..observability import json_logging
-
-        json_logging(logging.INFO)
-    else:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-
-    async def main() -> None:
-        nonlocal runtime
-        exporter: asyncio.Task[None] | None = None
-        hooks: list[SagaHooks] = [*runtime.hooks.hooks, SagaLogging()]
-        metrics = None
-        if metrics_port is not None:
-            metrics = serve_metrics(metrics_port)
-            hooks.append(metrics)
-        runtime = runtime.replace(hooks=hooks)
-        event = stopping.attach(runtime.stop)
-        if not await open_patiently(runtime, stopping=event, wait_for_db=wait_for_db):
-            return
-        if metrics is not None:
-            exporter = asyncio.create_task(refresh_forever(metrics, runtime.store))
-        log.info(
-            "worker %s on %s running %s",
-            runtime.owner,
-            runtime.store.description,
-            ", ".join(runtime.sagas),
-        )
+        if not app:
+            fail("--app is required: 'module:attribute' naming your Runtime, Saga or list of Sagas")
+        if connect_timeout is not None:
+            # read by every store the application builds, its own Runtime's included
+            os.environ["SAGAKIT_CONNECT_TIMEOUT"] = str(connect_timeout)
         try:
-            counters = await runtime.work(burst=burst)
-        finally:
-            if exporter is not None:
-                exporter.cancel()
-            await runtime.close()
-        log.info("worker %s stopped: %s", runtime.owner, counters)
-        if burst:
-            console.print(counters)
+            runtime = load_runtime(
+                app,
+                db,
+                default_workers=16,
+                workers=concurrency,
+                lease_seconds=lease,
+                poll_interval=poll,
+                migrate=migrate,
+                archive_after=archive_after,
+                delete_archived_after=delete_archived_after,
+            )
+        except SagaError as e:
+            fail(str(e))
+        if not runtime.workers:
+            runtime = runtime.replace(
+                workers=16
+            )  # an app's Runtime(workers=0) serves requests only
+        if json_logs:
+            from ..observability import json_logging
 
-    run_async(main)
+            json_logging(logging.INFO)
+        else:
+            logging.basicConfig(
+                level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+            )
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+        async def main() -> None:
+            nonlocal runtime
+            exporter: asyncio.Task[None] | None = None
+            hooks: list[SagaHooks] = [*runtime.hooks.hooks, SagaLogging()]
+            metrics = None
+            if metrics_port is not None:
+                metrics = serve_metrics(metrics_port)
+                hooks.append(metrics)
+            runtime = runtime.replace(hooks=hooks)
+            event = stopping.attach(runtime.stop)
+            if not await open_patiently(runtime, stopping=event, wait_for_db=wait_for_db):
+                return
+            if metrics is not None:
+                exporter = asyncio.create_task(refresh_forever(metrics, runtime.store))
+            log.info(
+                "worker %s on %s running %s",
+                runtime.owner,
+                runtime.store.description,
+                ", ".join(runtime.sagas),
+            )
+            try:
+                counters = await runtime.work(burst=burst)
+            finally:
+                if exporter is not None:
+                    exporter.cancel()
+                await runtime.close()
+            log.info("worker %s stopped: %s", runtime.owner, counters)
+            if burst:
+                console.print(counters)
+
+        run_async(main)
+    finally:
+        stopping.restore()
