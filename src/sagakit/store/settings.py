@@ -25,6 +25,14 @@ class StoreSettings(BaseSettings):
     pool_pre_ping: bool = Field(True, description="test a pooled connection before use")
     connect_timeout: float = Field(10.0, gt=0, description="seconds to wait for a connection")
     statement_timeout: float = Field(30.0, ge=0, description="seconds per statement; 0: none")
+    idle_transaction_timeout: float = Field(
+        10.0,
+        ge=0,
+        description=(
+            "seconds a transaction may sit idle before the server ends it, so a frozen "
+            "process cannot hold row locks that recovery needs; 0: none"
+        ),
+    )
     table_prefix: str = Field("", max_length=30, pattern=r"^[A-Za-z0-9_]*$")
     db_schema: str | None = Field(
         None,

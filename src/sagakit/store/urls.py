@@ -50,6 +50,12 @@ def _server_store(parsed: URL, backend: str, *, prefix: str, schema: str | None)
         server_settings = {"application_name": "sagakit"}
         if settings.statement_timeout:
             server_settings["statement_timeout"] = str(int(settings.statement_timeout * 1000))
+        if settings.idle_transaction_timeout:
+            # a process stopped inside a transaction (SIGSTOP, a debugger, a VM pause) keeps
+            # its row locks; claims skip locked rows, so its sagas would never be recovered
+            server_settings["idle_in_transaction_session_timeout"] = str(
+                int(settings.idle_transaction_timeout * 1000)
+            )
         pg_args = {"timeout": settings.connect_timeout, "server_settings": server_settings}
         engine = create_async_engine(
             clean.set(drivername="postgresql+asyncpg"), connect_args=pg_args, **options
@@ -63,10 +69,16 @@ def _server_store(parsed: URL, backend: str, *, prefix: str, schema: str | None)
     from .mysql import MysqlStore
 
     connect_args: dict[str, Any] = {"connect_timeout": settings.connect_timeout}
+    session = []
     if settings.statement_timeout:
-        connect_args["init_command"] = (
-            f"SET SESSION max_statement_time={float(settings.statement_timeout)}"
+        session.append(f"max_statement_time={float(settings.statement_timeout)}")
+    if settings.idle_transaction_timeout:
+        # see the PostgreSQL branch: a frozen process must not keep its row locks
+        session.append(
+            f"idle_transaction_timeout={max(1, round(settings.idle_transaction_timeout))}"
         )
+    if session:
+        connect_args["init_command"] = f"SET SESSION {', '.join(session)}"
     target = clean.set(drivername="mysql+aiomysql")
     driver_args, driver_params = target.get_dialect()().create_connect_args(target)
     driver_params.update(connect_args)
