@@ -87,3 +87,17 @@ def store_url_for(backend: str, tmp_path: Path) -> Iterator[str]:
             asyncio.run(_mysql(f"DROP DATABASE IF EXISTS {name}"))
     else:
         raise ValueError(f"unknown test backend {backend!r}")
+
+
+RABBITMQ_URL = os.environ.get("SAGAKIT_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def rabbitmq_url() -> str:
+    """The test RabbitMQ's URL; skip (or fail under CI) when it does not answer."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
+    except OSError as e:
+        unavailable("RabbitMQ at 127.0.0.1:5672", e)
+    return RABBITMQ_URL

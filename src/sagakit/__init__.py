@@ -6,6 +6,7 @@ from .errors import (
     ConcurrencyError,
     ConfigurationError,
     DefinitionError,
+    DuplicateMessage,
     InvalidTransition,
     NotSerializable,
     OperatorActionRefused,
@@ -21,6 +22,7 @@ from .errors import (
 )
 from .history import EventType
 from .hooks import SagaHooks
+from .messaging import Broker, Envelope, MemoryBroker, RabbitMQ
 from .orchestration.context import StepContext
 from .orchestration.definition import Retry, Saga, Step
 from .runtime import Runtime
@@ -48,6 +50,11 @@ __all__ = [
     "SagaEvent",
     "SagaRecord",
     "SagaStatus",
+    # messaging
+    "Broker",
+    "Envelope",
+    "MemoryBroker",
+    "RabbitMQ",
     # stores
     "MemoryStore",
     "SagaStore",
@@ -57,6 +64,7 @@ __all__ = [
     "ConcurrencyError",
     "ConfigurationError",
     "DefinitionError",
+    "DuplicateMessage",
     "InvalidTransition",
     "NotSerializable",
     "OperatorActionRefused",

@@ -1,7 +1,7 @@
 """The write path: every change to a saga goes through here, as one checkpoint.
 
-A checkpoint is the saga row at its next version plus its new history events (and the
-outbox messages of the step), written in one transaction on the condition that the
+A checkpoint is the saga row at its next version plus its new history events, the
+outbox messages of the step and the inbox marks of the messages it applies, written in one transaction on the condition that the
 stored version is still the one the writer read. Statuses change only through
 ``set_status``, which applies the one transition table. The engine and the operator
 actions both write this way.
@@ -17,7 +17,7 @@ from .errors import StoreUnavailable, TransactionConflict
 from .history import EventSpec
 from .status import SagaStatus, check_transition
 from .store.base import SagaStore
-from .store.records import OutboxMessage, SagaEvent, SagaRecord, utcnow
+from .store.records import Checkpoint, InboxMark, OutboxMessage, SagaEvent, SagaRecord, utcnow
 
 log = logging.getLogger("sagakit.checkpoint")
 
@@ -61,8 +61,12 @@ async def commit(
     rec: SagaRecord,
     events: list[EventSpec],
     outbox: list[OutboxMessage] | None = None,
+    inbox: list[InboxMark] | None = None,
 ) -> None:
     """Write ``rec`` and its new events as one checkpoint, bumping its version.
+
+    ``outbox`` messages are written with it; ``inbox`` marks record the messages this
+    checkpoint applies (``DuplicateMessage`` if one was applied before: nothing written).
 
     A lost connection leaves the commit in doubt; retrying is safe because a commit that
     did land makes the retry fail the version check (``ConcurrencyError``) instead of
@@ -76,11 +80,12 @@ async def commit(
     for spec in events:
         rec.last_seq += 1
         rows.append(SagaEvent(saga_id=rec.id, seq=rec.last_seq, at=now, **spec))
+    checkpoint = Checkpoint(rec, expected, rows, outbox or (), inbox or ())
     conflicts = 0
     waits = iter((*_STORE_BACKOFF, None))
     while True:
         try:
-            await store.save(rec, expected_version=expected, events=rows, outbox=outbox or ())
+            await store.commit(checkpoint)
             return
         except TransactionConflict as e:
             # the server broke a deadlock by rolling us back: nothing was written, go again

@@ -66,5 +66,9 @@ class ConcurrencyError(StoreError):
     """
 
 
+class DuplicateMessage(ConcurrencyError):
+    """A checkpoint's inbox mark was already recorded: that consumer applied the message."""
+
+
 class SagaTimeout(SagaError):
     """Waiting for a saga ran past the given timeout; the saga itself goes on."""

@@ -1,4 +1,4 @@
-"""Lifecycle hooks: how metrics, tracing and logs watch the engine without living in it."""
+"""Lifecycle hooks: how metrics, tracing and logs watch the engine and relay from outside."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from .store.records import SagaRecord
+from .store.records import OutboxMessage, SagaRecord
 
 log = logging.getLogger("sagakit.hooks")
 
@@ -38,6 +38,15 @@ class SagaHooks:
 
     def saga_finished(self, saga: SagaRecord, seconds: float | None) -> None:
         """A saga reached a terminal status (or was paused)."""
+
+    def messages_published(self, messages: list[OutboxMessage]) -> None:
+        """The broker confirmed these outbox messages (the relay marked them published)."""
+
+    def message_failed(self, message: OutboxMessage, error: BaseException, *, dead: bool) -> None:
+        """Publishing a message failed; ``dead``: it used its attempts and waits for a person."""
+
+    def message_duplicate(self, consumer: str, message_id: str) -> None:
+        """A consumer was given a message its inbox says it applied already."""
 
 
 class HookChain(SagaHooks):
@@ -77,3 +86,12 @@ class HookChain(SagaHooks):
 
     def saga_finished(self, saga: SagaRecord, seconds: float | None) -> None:
         self._each("saga_finished", saga, seconds)
+
+    def messages_published(self, messages: list[OutboxMessage]) -> None:
+        self._each("messages_published", messages)
+
+    def message_failed(self, message: OutboxMessage, error: BaseException, *, dead: bool) -> None:
+        self._each("message_failed", message, error, dead=dead)
+
+    def message_duplicate(self, consumer: str, message_id: str) -> None:
+        self._each("message_duplicate", consumer, message_id)

@@ -5,30 +5,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
 from .errors import ConfigurationError, SagaNotFound, SagaTimeout, UnknownSagaType
-from .history import EventType
 from .hooks import HookChain, SagaHooks
 from .leases import LeaseKeeper
+from .messaging.broker import Broker, Handler
+from .messaging.brokers import broker_from
+from .messaging.consumer import Consumer, Subscription, subscription
+from .messaging.relay import Relay
 from .orchestration.definition import Saga, saga_registry
 from .orchestration.engine import SagaExecutor
-from .orchestration.invoke import ensure_json
-from .plain import check_texts, text_problem
 from .runtime_queries import SagaQueries
+from .starting import new_record, started_event
 from .status import SagaStatus
 from .store.base import SagaStore
-from .store.records import SagaEvent, SagaRecord, utcnow
+from .store.records import SagaRecord, utcnow
 from .store.urls import open_store
 from .worker import Worker, WorkerCounters, new_owner_id
 
 log = logging.getLogger("sagakit.runtime")
 
-_MAX_ID = 255
 #: Sagas a default Runtime runs in the background: its own started sagas and those that
 #: crashed processes left behind (once their lease expires).
 DEFAULT_WORKERS = 4
@@ -42,6 +42,10 @@ class Runtime(SagaQueries):
     sagas at once in the background (``DEFAULT_WORKERS`` unless told): sagas started with
     ``start`` and any saga of a registered type that a crashed process left behind, once
     its lease expired. ``workers=0`` runs sagas only in the tasks that call ``run``.
+
+    With a ``broker`` (``"amqp://…"``, ``"memory://"`` or a ``Broker``), what steps publish
+    is sent by a relay that runs beside the worker; with ``workers=0``, run
+    ``sagakit relay`` somewhere.
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class Runtime(SagaQueries):
         owner: str | None = None,
         archive_after: timedelta | None = None,
         delete_archived_after: timedelta | None = None,
+        broker: str | Broker | None = None,
     ) -> None:
         if store is not None and url is not None:
             raise ConfigurationError("give Runtime either a store URL or a store, not both")
@@ -81,6 +86,7 @@ class Runtime(SagaQueries):
             "owner": owner,
             "archive_after": archive_after,
             "delete_archived_after": delete_archived_after,
+            "broker": broker,
         }
         self.store = store or open_store(url, prefix=prefix)
         self.sagas: dict[str, Saga] = saga_registry(sagas)
@@ -94,6 +100,12 @@ class Runtime(SagaQueries):
         self.delete_archived_after = delete_archived_after
         self.worker: Worker | None = None
         self._worker_task: asyncio.Task[Any] | None = None
+        #: Where published messages go; the relay runs beside the worker (``workers`` > 0).
+        self.broker = broker_from(broker) if broker is not None else None
+        self.relay: Relay | None = None
+        self._relay_task: asyncio.Task[Any] | None = None
+        self._subscriptions: list[Subscription] = []
+        self._unsubscribe: list[Callable[[], Awaitable[None]]] = []
         self._executors: dict[str, SagaExecutor] = {}
         self._finished: dict[str, asyncio.Event] = {}
         self._opened = False
@@ -131,6 +143,10 @@ class Runtime(SagaQueries):
         await self.store.open(migrate=self.migrate)
         self._opened = True
         self.leases.start()
+        if self.broker is not None:
+            self.relay = Relay(self.store, self.broker, owner=self.owner, hooks=self.hooks)
+            for sub in self._subscriptions:
+                await self._subscribe(sub)
         if self.workers:
             self.worker = Worker(
                 self.store,
@@ -145,6 +161,8 @@ class Runtime(SagaQueries):
             )
             if background:
                 self._worker_task = asyncio.create_task(self.worker.run(), name="sagakit-worker")
+                if self.relay is not None:  # the relay runs where a worker runs
+                    self._relay_task = asyncio.create_task(self.relay.run(), name="sagakit-relay")
         return self
 
     async def work(self, *, burst: bool = False) -> WorkerCounters:
@@ -154,12 +172,21 @@ class Runtime(SagaQueries):
             raise ConfigurationError(
                 "work() needs a Runtime opened with open(background=False) and workers >= 1"
             )
-        return await self.worker.run(burst=burst)
+        if self.relay is None:
+            return await self.worker.run(burst=burst)
+        if burst:  # the sagas first, then what they published
+            counters = await self.worker.run(burst=True)
+            await self.relay.run(burst=True)
+            return counters
+        counters, _ = await asyncio.gather(self.worker.run(), self.relay.run())
+        return counters
 
     def stop(self) -> None:
-        """Ask the worker to stop: running steps finish, checkpoint and release their sagas."""
+        """Ask the worker (and relay) to stop: running steps finish, checkpoint, release."""
         if self.worker is not None:
             self.worker.stop()
+        if self.relay is not None:
+            self.relay.stop()
 
     async def close(self) -> None:
         """Stop the worker gracefully (running steps finish and checkpoint), close the store."""
@@ -169,6 +196,15 @@ class Runtime(SagaQueries):
             self.worker.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker_task
+        if self.relay is not None and self._relay_task is not None:
+            self.relay.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay_task
+        for unsubscribe in self._unsubscribe:
+            await unsubscribe()
+        self._unsubscribe.clear()
+        if self.broker is not None:
+            await self.broker.close()
         await self.leases.stop()
         await self.store.close()
         self._opened = False
@@ -189,6 +225,36 @@ class Runtime(SagaQueries):
     ) -> None:
         await self.close()
 
+    async def consume(
+        self,
+        topics: str | Sequence[str],
+        handler: Handler,
+        *,
+        queue: str | None = None,
+        max_deliveries: int = 5,
+    ) -> None:
+        """Call ``handler(envelope)`` for each message of ``topics``, once per message id.
+
+        Messages come from the durable queue ``queue`` (default: the handler's module and
+        name), bound to ``topics`` (``*`` one word, ``#`` any). A handler that raises gets
+        the message again, up to ``max_deliveries``, then it goes to ``<queue>.dead``.
+        """
+        sub = subscription(topics, handler, queue=queue, max_deliveries=max_deliveries)
+        if self.broker is None:
+            raise ConfigurationError("consume() needs a broker: Runtime(..., broker=URL)")
+        self._subscriptions.append(sub)
+        if self._opened:
+            await self._subscribe(sub)
+
+    async def _subscribe(self, sub: Subscription) -> None:
+        assert self.broker is not None
+        consumer = Consumer(self.store, sub.queue, sub.handler, self.hooks)
+        self._unsubscribe.append(
+            await self.broker.consume(
+                sub.queue, sub.topics, consumer, max_deliveries=sub.max_deliveries
+            )
+        )
+
     def register(self, saga: Saga) -> Saga:
         """Add a saga definition (before ``open`` if a background worker should run it)."""
         self.sagas.update(saga_registry([*self.sagas.values(), saga]))
@@ -206,61 +272,6 @@ class Runtime(SagaQueries):
                 "in Runtime(sagas=[...]) or rt.register(saga)"
             ) from None
 
-    def _new_record(
-        self,
-        saga: Saga,
-        context: Mapping[str, Any] | None,
-        saga_id: str | None,
-        *,
-        leased: bool,
-    ) -> SagaRecord:
-        if saga_id is None:
-            saga_id = uuid.uuid4().hex
-        elif not isinstance(saga_id, str) or not saga_id or len(saga_id) > _MAX_ID:
-            raise ConfigurationError(
-                f"saga_id must be a non-empty string of at most {_MAX_ID} characters, "
-                f"got {saga_id!r:.80}"
-            )
-        elif (why := text_problem(saga_id)) is not None:
-            raise ConfigurationError(f"saga_id {saga_id!r:.80} {why}")
-        if context is None:
-            context = {}
-        if not isinstance(context, Mapping):
-            raise ConfigurationError(
-                f"the context of saga {saga.name!r} must be a dict, got {type(context).__name__}"
-            )
-        data = dict(context)
-        ensure_json(data, f"context of saga {saga.name!r}")
-        now = utcnow()
-        return SagaRecord(
-            id=saga_id,
-            saga_type=saga.name,
-            status=SagaStatus.RUNNING if leased else SagaStatus.PENDING,
-            data=data,
-            current_step=saga.steps[0].name,
-            attempt=1 if leased else 0,
-            timeout_at=now + timedelta(seconds=saga.timeout) if saga.timeout else None,
-            version=1,
-            lease_owner=self.owner if leased else None,
-            lease_expires_at=now + self.leases.lease_until() if leased else None,
-            definition_hash=saga.definition_hash,
-            last_seq=1,
-            created_at=now,
-            updated_at=now,
-        )
-
-    @staticmethod
-    def _started_event(record: SagaRecord, actor: str | None, source_ip: str | None) -> SagaEvent:
-        check_texts(f"saga {record.id!r:.80}", actor=actor, source_ip=source_ip)
-        return SagaEvent(
-            saga_id=record.id,
-            seq=1,
-            type=EventType.SAGA_STARTED,
-            at=record.created_at,
-            actor=actor,
-            source_ip=source_ip,
-        )
-
     async def run(
         self,
         saga_type: str,
@@ -276,11 +287,11 @@ class Runtime(SagaQueries):
         is running elsewhere); it never runs twice.
         """
         saga = self._saga(saga_type)
-        record = self._new_record(saga, context, saga_id, leased=True)
-        self._require_open()
-        stored, created = await self.store.create(
-            record, [self._started_event(record, actor, source_ip)]
+        record = new_record(
+            saga, context, saga_id, owner=self.owner, lease=self.leases.lease_until()
         )
+        self._require_open()
+        stored, created = await self.store.create(record, [started_event(record, actor, source_ip)])
         if not created:
             return await self._join(stored)
         self.hooks.saga_started(record)
@@ -298,11 +309,9 @@ class Runtime(SagaQueries):
     ) -> str:
         """Durably enqueue a saga and return its id at once; a worker runs it."""
         saga = self._saga(saga_type)
-        record = self._new_record(saga, context, saga_id, leased=False)
+        record = new_record(saga, context, saga_id)
         self._require_open()
-        _, created = await self.store.create(
-            record, [self._started_event(record, actor, source_ip)]
-        )
+        _, created = await self.store.create(record, [started_event(record, actor, source_ip)])
         if created:
             self.hooks.saga_started(record)
             if self.worker is not None:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from .errors import StoreError, StoreUnavailable
 from .hooks import HookChain, SagaHooks
 from .leases import LeaseKeeper
+from .messaging.retention import MESSAGE_RETENTION, purge_messages
 from .orchestration.definition import Saga
 from .orchestration.engine import SagaExecutor
 from .status import SagaStatus
@@ -93,6 +94,7 @@ class Worker:
         on_finished: Callable[[SagaRecord], None] | None = None,
         archive_after: timedelta | None = None,
         delete_archived_after: timedelta | None = None,
+        message_retention: timedelta | None = MESSAGE_RETENTION,
         maintenance_interval: float = 60.0,
     ) -> None:
         if concurrency < 1:
@@ -123,6 +125,7 @@ class Worker:
         #: Retention: archive finished sagas after this long, delete archived ones after that.
         self.archive_after = archive_after
         self.delete_archived_after = delete_archived_after
+        self.message_retention = message_retention
         self.maintenance_interval = maintenance_interval
         self._next_maintenance = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -177,7 +180,11 @@ class Worker:
 
     async def _maintain(self) -> None:
         """Apply the retention policy now and then (cheap, idempotent, any worker may)."""
-        if self.archive_after is None and self.delete_archived_after is None:
+        if (self.archive_after, self.delete_archived_after, self.message_retention) == (
+            None,
+            None,
+            None,
+        ):
             return
         loop = asyncio.get_running_loop()
         if loop.time() < self._next_maintenance:
@@ -195,6 +202,8 @@ class Worker:
                 deleted = await self.store.purge(archived_before=now - self.delete_archived_after)
                 if deleted:
                     log.info("deleted %d archived sagas", deleted)
+            if self.message_retention is not None:
+                await purge_messages(self.store, before=now - self.message_retention)
         except StoreError as e:
             log.warning("retention pass failed: %s; will try again", e)
 

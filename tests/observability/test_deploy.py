@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 import sagakit as sk
+from sagakit.messaging.consumer import Consumer
 from sagakit.observability.metrics import SagaMetrics
 
 from .conftest import order_saga, refund_saga, run_known
@@ -60,10 +61,19 @@ def exposed(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         await run_known(url, metrics)
         async with sk.Runtime(url, sagas=[order_saga(), refund_saga()]) as rt:
             await metrics.refresh(rt.store)
+            # and a consumer given one message twice
+            consumer = Consumer(rt.store, "billing", _ignore, hooks=metrics)
+            message = sk.Envelope("orders.created", {"id": 1})
+            await consumer(message)
+            await consumer(message)
         text = metrics.render().decode()
         return {line.split("{")[0].split()[0] for line in text.splitlines() if line[:1] != "#"}
 
     return asyncio.run(scrape())
+
+
+async def _ignore(_message: sk.Envelope) -> None:
+    return None
 
 
 def dashboard_exprs() -> list[str]:
@@ -101,6 +111,9 @@ def test_the_dashboard_has_the_panels_operators_asked_for() -> None:
         "Sagas in flight",
         "Step failure rate",
         "Compensation rate",
+        "Outbox backlog",
+        "Oldest unpublished message",
+        "Messages published and failed",
     } <= titles
     ids = [p["id"] for p in doc["panels"]]
     assert len(ids) == len(set(ids))
@@ -109,6 +122,9 @@ def test_the_dashboard_has_the_panels_operators_asked_for() -> None:
     # the in-flight gauge is read from one database by every process: max, never sum
     in_flight = [e for e in dashboard_exprs() if "saga_running_current" in e]
     assert in_flight and all(e.startswith("max by") for e in in_flight)
+    # so are the outbox gauges
+    backlog = [e for e in dashboard_exprs() if "saga_outbox_pending" in e or "_current" in e]
+    assert backlog and all(e.startswith("max") for e in backlog)
 
 
 def test_every_alert_reads_only_exposed_metrics(exposed: set[str]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import sagakit as sk
+from sagakit.store.records import OutboxQuery, OutboxState
 
 FAST = sk.Retry(max_attempts=3, initial=0.001, backoff=1.0, jitter=0)
 
@@ -294,7 +295,7 @@ async def test_outbox_messages_commit_with_their_step(runtime: Any) -> None:
 
     rt = await runtime(saga).open()
     await rt.run("pub", {}, saga_id="p")
-    messages = await rt.store.pending_outbox()
+    messages = await rt.store.list_outbox(OutboxQuery(state=OutboxState.PENDING))
     # the failed attempt's message was dropped with it
     assert [(m.topic, m.payload) for m in messages] == [("orders.created", {"attempt": 2})]
 
@@ -344,7 +345,7 @@ async def test_unserialisable_publish_fails_only_its_own_step(runtime: Any) -> N
     assert set(statuses.values()) == {sk.SagaStatus.COMPLETED}
     failed = await rt.get("p3")
     assert "publish('t') payload: value of 'when' is a datetime" in (failed.error_message or "")
-    assert len(await rt.store.pending_outbox()) == 7
+    assert len(await rt.store.list_outbox(OutboxQuery(state=OutboxState.PENDING))) == 7
 
 
 async def test_a_broken_hook_never_breaks_a_saga(runtime: Any) -> None:

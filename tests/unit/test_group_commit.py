@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import sagakit as sk
-from sagakit.store.records import SagaEvent
+from sagakit.store.records import Checkpoint, SagaEvent
 from sagakit.store.sql import SqlStore
 from sagakit.testing.contract_records import advanced, new_saga, started
 
@@ -29,7 +29,7 @@ async def test_a_bad_write_in_a_batch_is_retried_alone_and_fails_alone(store_url
             nxt, expected, events = advanced(record)
             if i == 7:
                 events = [SagaEvent(saga_id=record.id, seq=1, type="step_completed")]
-            writes.append(store.save(nxt, expected_version=expected, events=events))
+            writes.append(store.commit(Checkpoint(nxt, expected, events)))
         flushes: list[tuple[int, bool]] = []  # (writes in the transaction, shared?)
         real_flush = store._flush_batch
 

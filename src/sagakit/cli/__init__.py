@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .ops_cmds import register_ops_commands
+from .outbox_cmds import register_outbox_commands
 from .serve_cmd import serve
 from .store_cmds import register_store_commands
 from .transfer_cmds import register_transfer_commands
@@ -22,6 +23,7 @@ app.command()(serve)
 register_store_commands(app)
 register_ops_commands(app)
 register_transfer_commands(app)
+register_outbox_commands(app)
 
 
 def main() -> None:

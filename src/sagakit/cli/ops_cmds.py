@@ -11,6 +11,7 @@ import typer
 
 from ..admin import reports
 from ..errors import SagaError
+from ..messaging.retention import MESSAGE_RETENTION, purge_messages
 from ..status import SagaStatus
 from ..store.base import SagaStore
 from ..store.records import SagaQuery, SagaRecord, utcnow
@@ -150,13 +151,24 @@ def cleanup(
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Count, change nothing.")] = False,
+    messages_older_than: Annotated[
+        timedelta,
+        typer.Option(
+            parser=parse_duration,
+            metavar="DURATION",
+            help="Delete outbox messages published, and inbox marks recorded, this long ago "
+            "(unpublished and dead messages are kept).",
+        ),
+    ] = MESSAGE_RETENTION,
 ) -> None:
-    """Delete sagas archived longer ago than --archived-older-than (FAILED ones never are).
+    """Delete sagas archived longer ago than --archived-older-than (FAILED ones never are),
+    and delivered messages older than --messages-older-than.
 
     Example: sagakit cleanup --db sqlite:///sagas.db --archived-older-than 30d --dry-run
     """
     ago(archived_older_than, "--archived-older-than")
     ago(archive_finished_older_than, "--archive-finished-older-than")
+    ago(messages_older_than, "--messages-older-than")
 
     async def main() -> None:
         now = utcnow()
@@ -165,8 +177,15 @@ def cleanup(
                 n = await store.archive(finished_before=now - archive_finished_older_than, now=now)
                 console.print(f"archived {n} finished sagas")
             n = await store.purge(archived_before=now - archived_older_than, dry_run=dry_run)
+            if not dry_run:
+                published, marks = await purge_messages(store, before=now - messages_older_than)
         verb = "would delete" if dry_run else "deleted"
         console.print(f"{verb} {n} sagas archived more than {archived_older_than} ago")
+        if not dry_run:
+            console.print(
+                f"deleted {published} published messages and {marks} inbox marks older than "
+                f"{messages_older_than}"
+            )
 
     run_async(main)
 

@@ -19,6 +19,7 @@ from ..store.base import SagaStore
 from .common import OptionalDbOption, console, fail, run_async
 from .durations import parse_duration
 from .loader import load_runtime
+from .options import BrokerOption
 from .signals import EarlyStop
 
 if TYPE_CHECKING:
@@ -144,6 +145,7 @@ def worker(
         typer.Option(min=1, max=65535, help="Serve Prometheus /metrics on this port."),
     ] = None,
     json_logs: Annotated[bool, typer.Option(help="Log JSON lines with saga fields.")] = False,
+    broker: BrokerOption = None,
 ) -> None:
     """Claim runnable sagas and run them; resumes sagas any crashed worker left behind.
 
@@ -169,6 +171,7 @@ def worker(
                 migrate=migrate,
                 archive_after=archive_after,
                 delete_archived_after=delete_archived_after,
+                broker=broker,
             )
         except SagaError as e:
             fail(str(e))

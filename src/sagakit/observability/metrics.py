@@ -18,7 +18,7 @@ from ..checkpoint import describe_error
 from ..hooks import SagaHooks
 from ..status import Reason, SagaStatus
 from ..store.base import SagaStore
-from ..store.records import SagaRecord
+from ..store.records import OutboxMessage, SagaRecord, utcnow
 
 try:
     import prometheus_client
@@ -63,6 +63,13 @@ EXPOSED: tuple[str, ...] = (
     "saga_step_failed_total",
     "saga_compensation_executed_total",
     "saga_retries_total",
+    "saga_outbox_published_total",
+    "saga_outbox_failed_total",
+    "saga_outbox_dead_total",
+    "saga_inbox_duplicates_total",
+    "saga_outbox_pending",
+    "saga_outbox_dead_current",
+    "saga_outbox_oldest_age_seconds",
 )
 
 
@@ -157,6 +164,36 @@ class SagaMetrics(SagaHooks):
             step,
             registry=reg,
         )
+        self.saga_outbox_published_total = Counter(
+            "saga_outbox_published", "Outbox messages the broker confirmed.", registry=reg
+        )
+        self.saga_outbox_failed_total = Counter(
+            "saga_outbox_failed", "Failed attempts to publish an outbox message.", registry=reg
+        )
+        self.saga_outbox_dead_total = Counter(
+            "saga_outbox_dead", "Outbox messages that used every attempt.", registry=reg
+        )
+        self.saga_inbox_duplicates_total = Counter(
+            "saga_inbox_duplicates",
+            "Messages a consumer was given again and recognised by its inbox.",
+            ["consumer"],
+            registry=reg,
+        )
+        self.saga_outbox_pending = Gauge(
+            "saga_outbox_pending",
+            "Outbox messages not yet published (from the database).",
+            registry=reg,
+        )
+        self.saga_outbox_dead_current = Gauge(
+            "saga_outbox_dead_current",
+            "Dead outbox messages waiting for `sagakit outbox retry` (from the database).",
+            registry=reg,
+        )
+        self.saga_outbox_oldest_age_seconds = Gauge(
+            "saga_outbox_oldest_age_seconds",
+            "Age of the oldest unpublished outbox message; 0 when none (from the database).",
+            registry=reg,
+        )
         self._types: set[str] = set()
 
     def _seen(self, saga_type: str) -> None:
@@ -223,10 +260,21 @@ class SagaMetrics(SagaHooks):
         if elapsed is not None:
             self.saga_duration_seconds.labels(saga.saga_type).observe(elapsed)
 
+    def messages_published(self, messages: list[OutboxMessage]) -> None:
+        self.saga_outbox_published_total.inc(len(messages))
+
+    def message_failed(self, message: OutboxMessage, error: BaseException, *, dead: bool) -> None:
+        self.saga_outbox_failed_total.inc()
+        if dead:
+            self.saga_outbox_dead_total.inc()
+
+    def message_duplicate(self, consumer: str, message_id: str) -> None:
+        self.saga_inbox_duplicates_total.labels(consumer).inc()
+
     # -- exposition -----------------------------------------------------------------------
 
     async def refresh(self, store: SagaStore) -> None:
-        """Set ``saga_running_current`` per saga type from ``store``.
+        """Set ``saga_running_current`` per saga type and the outbox gauges from ``store``.
 
         Types that were counted before and have nothing in flight now are set to 0
         rather than dropped, so their series stays continuous.
@@ -236,6 +284,13 @@ class SagaMetrics(SagaHooks):
             self._seen(saga_type)
         for saga_type in list(self._types):
             self.saga_running_current.labels(saga_type).set(counts.get(saga_type, 0))
+        backlog = await store.outbox_backlog()
+        self.saga_outbox_pending.set(backlog.pending)
+        self.saga_outbox_dead_current.set(backlog.dead)
+        oldest = backlog.oldest_pending_at
+        self.saga_outbox_oldest_age_seconds.set(
+            max((utcnow() - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+        )
 
     def render(self) -> bytes:
         """Return the registry in the Prometheus text format (serve it as ``CONTENT_TYPE``)."""

@@ -54,7 +54,9 @@ class StepContext(Mapping[str, Any]):
                 saga_id=self.saga_id,
                 topic=topic,
                 payload=dict(payload),
-                headers={"saga_id": self.saga_id, "step": self.step, **(headers or {})},
+                headers=dict(headers or {}),
+                saga_type=self.saga_type,
+                step=self.step,
             )
         )
 

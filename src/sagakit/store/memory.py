@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -12,7 +11,8 @@ from ..errors import ConcurrencyError
 from ..history import EventType
 from ..status import ARCHIVABLE, RUNNABLE, SagaStatus
 from .base import SagaStore
-from .records import EventQuery, OutboxMessage, SagaEvent, SagaQuery, SagaRecord, lease_to
+from .memory_delivery import MemoryDelivery
+from .records import Checkpoint, EventQuery, SagaEvent, SagaQuery, SagaRecord, lease_to
 
 
 def matches(record: SagaRecord, query: SagaQuery, started_by: str | None = None) -> bool:
@@ -50,7 +50,7 @@ def is_claimable(record: SagaRecord, now: datetime) -> bool:
     return timer_due or timed_out
 
 
-class MemoryStore(SagaStore):
+class MemoryStore(MemoryDelivery, SagaStore):
     """Keeps sagas in dictionaries; passes the same contract as the SQL stores."""
 
     description = "memory://"
@@ -58,8 +58,7 @@ class MemoryStore(SagaStore):
     def __init__(self) -> None:
         self._sagas: dict[str, SagaRecord] = {}
         self._events: dict[str, list[SagaEvent]] = {}
-        self._outbox: list[OutboxMessage] = []
-        self._ids = itertools.count(1)
+        MemoryDelivery.__init__(self)
 
     async def create(
         self, record: SagaRecord, events: Sequence[SagaEvent] = ()
@@ -71,14 +70,8 @@ class MemoryStore(SagaStore):
         self._events[record.id] = [replace(e) for e in events]
         return record.copy(), True
 
-    async def save(
-        self,
-        record: SagaRecord,
-        *,
-        expected_version: int,
-        events: Sequence[SagaEvent] = (),
-        outbox: Sequence[OutboxMessage] = (),
-    ) -> None:
+    async def commit(self, checkpoint: Checkpoint) -> None:
+        record, expected_version = checkpoint.record, checkpoint.expected_version
         current = self._sagas.get(record.id)
         if current is None or current.version != expected_version:
             found = "missing" if current is None else f"at version {current.version}"
@@ -86,10 +79,11 @@ class MemoryStore(SagaStore):
                 f"saga {record.id!r} is {found}, not at version {expected_version}; "
                 "another writer changed it"
             )
+        self._check_marks(record.id, checkpoint.inbox)
         self._sagas[record.id] = record.copy()
-        self._events[record.id].extend(replace(e) for e in events)
-        for message in outbox:
-            self._outbox.append(replace(message, id=next(self._ids)))
+        self._events[record.id].extend(replace(e) for e in checkpoint.events)
+        self._add_messages(checkpoint.outbox)
+        self._add_marks(checkpoint.inbox)
 
     async def get(self, saga_id: str) -> SagaRecord | None:
         record = self._sagas.get(saga_id)
@@ -163,7 +157,7 @@ class MemoryStore(SagaStore):
 
     async def delete(self, saga_id: str) -> bool:
         self._events.pop(saga_id, None)
-        self._outbox = [m for m in self._outbox if m.saga_id != saga_id]
+        self._drop_messages_of(saga_id)
         return self._sagas.pop(saga_id, None) is not None
 
     async def archive(self, *, finished_before: datetime, now: datetime) -> int:
@@ -196,12 +190,3 @@ class MemoryStore(SagaStore):
         for record in self._sagas.values():
             counts[record.status] = counts.get(record.status, 0) + 1
         return counts
-
-    async def pending_outbox(self, limit: int = 100) -> builtins.list[OutboxMessage]:
-        return [replace(m) for m in self._outbox if m.published_at is None][:limit]
-
-    async def mark_published(self, message_ids: Iterable[int], at: datetime) -> None:
-        wanted = set(message_ids)
-        for message in self._outbox:
-            if message.id in wanted:
-                message.published_at = at

@@ -9,10 +9,28 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import CheckpointTooLarge, StoreError
 from .sql import SqlStore, _Write
+from .sql.core import Fault
+
+#: Server error numbers of a transaction rolled back: deadlock (1213), lock wait timeout
+#: (1205; InnoDB rolls back the statement, and the checkpoint is retried whole).
+_CONFLICT_ERRNOS = frozenset({1213, 1205})
+#: Error numbers of a server going away or not there: too many connections (1040), server
+#: shutdown (1053), connection killed (1927), idle transaction ended (4031), and the
+#: client's can't connect / gone away / lost connection (2002, 2003, 2006, 2013, 2055).
+_UNAVAILABLE_ERRNOS = frozenset({1040, 1053, 1927, 4031, 2002, 2003, 2006, 2013, 2055})
 
 
 class MysqlStore(SqlStore):
     """The SQL store on MariaDB 10.6+ or MySQL 8."""
+
+    def _fault(self, driver_error: BaseException | None) -> Fault | None:
+        args = getattr(driver_error, "args", ())
+        errno = args[0] if args and isinstance(args[0], int) else None
+        if errno in _CONFLICT_ERRNOS:
+            return Fault.CONFLICT
+        if errno in _UNAVAILABLE_ERRNOS:
+            return Fault.UNAVAILABLE
+        return None
 
     #: The server's largest statement in bytes, read when the store opens.
     max_packet: int | None = None

@@ -14,12 +14,30 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..status import SagaStatus
 from .pg_listen import Listener
 from .sql import SqlStore, _Write
+from .sql.core import Fault
 
 log = logging.getLogger("sagakit.store")
 
 
+#: SQLSTATEs of a transaction the server rolled back: serialisation failure, deadlock.
+_CONFLICT_STATES = frozenset({"40001", "40P01"})
+#: SQLSTATE classes of a server going away or not there yet: connection exceptions (08),
+#: operator intervention such as shutdown or termination (57P), insufficient resources (53).
+_UNAVAILABLE_CLASSES = ("08", "57P", "53")
+
+
 class PostgresStore(SqlStore):
     """Many workers on many machines, coordinated by row locks and leases in PostgreSQL."""
+
+    def _fault(self, driver_error: BaseException | None) -> Fault | None:
+        state = str(
+            getattr(driver_error, "sqlstate", None) or getattr(driver_error, "pgcode", "") or ""
+        )
+        if state in _CONFLICT_STATES:
+            return Fault.CONFLICT
+        if state.startswith(_UNAVAILABLE_CLASSES):
+            return Fault.UNAVAILABLE
+        return None
 
     @property
     def channel(self) -> str:

@@ -1,9 +1,12 @@
-"""Plain records the store port speaks in: a saga's checkpoint, its history events, outbox rows."""
+"""Plain records the store ports speak in: sagas, checkpoints, history, outbox and inbox rows."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from ..status import Reason, SagaStatus
@@ -115,9 +118,26 @@ class SagaEvent:
     reason: str | None = None
 
 
+class OutboxState(StrEnum):
+    """Where an outbox message is on its way to the broker."""
+
+    #: Written, waiting for the relay (or for its next attempt after a failure).
+    PENDING = "pending"
+    #: The broker confirmed it.
+    PUBLISHED = "published"
+    #: It failed every attempt; it waits for ``sagakit outbox retry`` and holds back the
+    #: later messages of its saga, so that they are never delivered out of order.
+    DEAD = "dead"
+
+
+def new_message_id() -> str:
+    """A message id that stays the same however often the message is re-published."""
+    return uuid.uuid4().hex
+
+
 @dataclass(slots=True)
 class OutboxMessage:
-    """A message written in a step's transaction, published later by the relay."""
+    """A message written with a checkpoint, published later by the relay."""
 
     saga_id: str
     topic: str
@@ -125,8 +145,58 @@ class OutboxMessage:
     headers: dict[str, Any] = field(default_factory=dict)
     created_at: datetime = field(default_factory=utcnow)
     published_at: datetime | None = None
+    #: Relay attempts so far (counted when a relay claims it, before it publishes).
     attempts: int = 0
     id: int | None = None
+    message_id: str = field(default_factory=new_message_id)
+    saga_type: str | None = None
+    step: str | None = None
+    dead_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    last_error: str | None = None
+
+    @property
+    def state(self) -> OutboxState:
+        """Pending, published or dead."""
+        if self.published_at is not None:
+            return OutboxState.PUBLISHED
+        return OutboxState.DEAD if self.dead_at is not None else OutboxState.PENDING
+
+
+@dataclass(slots=True, frozen=True)
+class InboxMark:
+    """A consumed message, written with the checkpoint it caused: applied once per consumer."""
+
+    consumer: str
+    message_id: str
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """One write of one saga: its row at the next version and what goes with it.
+
+    The store writes all of it in one transaction, on the condition that the stored
+    version is still ``expected_version``; otherwise nothing is written
+    (``ConcurrencyError``). Timers are columns of the row (``next_attempt_at``,
+    ``timeout_at``), so they are set and cleared with it.
+    """
+
+    record: SagaRecord
+    expected_version: int
+    events: Sequence[SagaEvent] = ()
+    outbox: Sequence[OutboxMessage] = ()
+    inbox: Sequence[InboxMark] = ()
+
+
+@dataclass(slots=True, frozen=True)
+class OutboxQuery:
+    """Filters for listing outbox messages, newest first; ``None`` means any."""
+
+    state: OutboxState | None = None
+    saga_id: str | None = None
+    limit: int = 100
 
 
 @dataclass(slots=True, frozen=True)

@@ -85,6 +85,21 @@ class SagaTables:
         return f"{self.prefix}sagakit_alembic_version"
 
 
+def outbox_delivery_columns() -> list[Column[Any]]:
+    """The outbox columns the relay keeps (added by migration 0004)."""
+    return [
+        # nullable only so that a migration can add it to existing rows; always written
+        Column("message_id", String(64)),
+        Column("saga_type", String(100)),
+        Column("step", String(100)),
+        Column("next_attempt_at", UtcDateTime()),
+        Column("claimed_by", String(100)),
+        Column("claimed_until", UtcDateTime()),
+        Column("dead_at", UtcDateTime()),
+        Column("last_error", Text),
+    ]
+
+
 def build_tables(prefix: str = "", schema: str | None = None) -> SagaTables:
     """Declare sagakit's tables, named ``{prefix}saga_instances`` etc. in ``schema``."""
     md = MetaData(schema=schema)
@@ -178,6 +193,7 @@ def build_tables(prefix: str = "", schema: str | None = None) -> SagaTables:
         Column("created_at", UtcDateTime(), nullable=False),
         Column("published_at", UtcDateTime()),
         Column("attempts", Integer, nullable=False, server_default="0"),
+        *outbox_delivery_columns(),
         **_BINARY_KEYS,
     )
     Index(
@@ -186,6 +202,9 @@ def build_tables(prefix: str = "", schema: str | None = None) -> SagaTables:
         postgresql_where=text("published_at IS NULL"),
         sqlite_where=text("published_at IS NULL"),
     )
+    Index(f"ix_{p}saga_outbox_message_id", outbox.c.message_id, unique=True)
+    # the relay's per-saga order check looks up a saga's earlier unpublished messages
+    Index(f"ix_{p}saga_outbox_saga_id", outbox.c.saga_id, outbox.c.id)
     inbox = Table(
         f"{p}saga_inbox",
         md,

@@ -19,12 +19,24 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .sql import SqlStore, attach_sqlite_setup
+from .sql.core import Fault
 
 _T = TypeVar("_T")
 
 
+#: SQLite result codes (primary, the low byte) of a database busy with another writer
+#: (SQLITE_BUSY 5, SQLITE_LOCKED 6) or an I/O error (SQLITE_IOERR 10): retry later.
+_UNAVAILABLE_CODES = frozenset({5, 6, 10})
+
+
 class SqliteStore(SqlStore):
     """The embedded default store: one file, many readers, one writer at a time."""
+
+    def _fault(self, driver_error: BaseException | None) -> Fault | None:
+        code = getattr(driver_error, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _UNAVAILABLE_CODES:
+            return Fault.UNAVAILABLE
+        return None
 
     locks_rows = False
 

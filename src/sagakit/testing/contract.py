@@ -22,14 +22,18 @@ import pytest
 from ..errors import ConcurrencyError
 from ..status import Reason, SagaStatus
 from ..store.base import SagaStore
-from ..store.records import OutboxMessage, SagaQuery, utcnow
+from ..store.records import Checkpoint, SagaQuery, utcnow
 from .contract_audit import AuditContract
+from .contract_claims import ClaimContract
+from .contract_delivery import InboxContract, OutboxContract
 from .contract_keys import KeyContract
 from .contract_lifecycle import LifecycleContract
 from .contract_records import advanced, new_saga, started
 
 
-class StoreContract(KeyContract, LifecycleContract, AuditContract):
+class StoreContract(
+    KeyContract, LifecycleContract, AuditContract, ClaimContract, OutboxContract, InboxContract
+):
     """Behaviour every saga store must show. Subclass and implement ``make_store``."""
 
     #: Whether data survives ``close()`` and a new store on the same location.
@@ -129,7 +133,7 @@ class StoreContract(KeyContract, LifecycleContract, AuditContract):
         record = new_saga("s")
         await store.create(record, started(record))
         nxt, expected, events = advanced(record, step_index=1, data={"n": 2})
-        await store.save(nxt, expected_version=expected, events=events)
+        await store.commit(Checkpoint(nxt, expected, events))
         got = await store.get("s")
         assert got is not None
         assert (got.version, got.step_index, got.data) == (2, 1, {"n": 2})
@@ -144,9 +148,9 @@ class StoreContract(KeyContract, LifecycleContract, AuditContract):
         a, expected_a, events_a = advanced(record, data={"by": "a"})
         b, expected_b, events_b = advanced(record, data={"by": "b"})
         # When both write
-        await store.save(a, expected_version=expected_a, events=events_a)
+        await store.commit(Checkpoint(a, expected_a, events_a))
         with pytest.raises(ConcurrencyError):
-            await store.save(b, expected_version=expected_b, events=events_b)
+            await store.commit(Checkpoint(b, expected_b, events_b))
         # I expect the first write kept whole and nothing of the second
         got = await store.get("s")
         assert got is not None and got.data == {"by": "a"} and got.version == 2
@@ -157,7 +161,7 @@ class StoreContract(KeyContract, LifecycleContract, AuditContract):
         await store.create(record, started(record))
         writes = [advanced(record, data={"by": i}) for i in range(8)]
         results = await asyncio.gather(
-            *(store.save(r, expected_version=v, events=e) for r, v, e in writes),
+            *(store.commit(Checkpoint(r, v, e)) for r, v, e in writes),
             return_exceptions=True,
         )
         winners = [i for i, res in enumerate(results) if res is None]
@@ -170,36 +174,18 @@ class StoreContract(KeyContract, LifecycleContract, AuditContract):
     async def test_save_of_missing_saga_is_a_concurrency_error(self, store: SagaStore) -> None:
         ghost, expected, events = advanced(new_saga("ghost"))
         with pytest.raises(ConcurrencyError):
-            await store.save(ghost, expected_version=expected, events=events)
+            await store.commit(Checkpoint(ghost, expected, events))
 
     async def test_many_sagas_saved_at_once_each_land(self, store: SagaStore) -> None:
         records = [new_saga(f"m{i}") for i in range(50)]
         for r in records:
             await store.create(r, started(r))
         writes = [advanced(r, step_index=1) for r in records]
-        await asyncio.gather(*(store.save(r, expected_version=v, events=e) for r, v, e in writes))
+        await asyncio.gather(*(store.commit(Checkpoint(r, v, e)) for r, v, e in writes))
         for r in records:
             got = await store.get(r.id)
             assert got is not None and got.version == 2 and got.step_index == 1
             assert len(await store.events(r.id)) == 2
-
-    # -- outbox ---------------------------------------------------------------------------
-
-    async def test_outbox_messages_commit_with_the_checkpoint(self, store: SagaStore) -> None:
-        record = new_saga("s")
-        await store.create(record, started(record))
-        nxt, expected, events = advanced(record)
-        message = OutboxMessage(saga_id="s", topic="orders.created", payload={"id": 7})
-        await store.save(nxt, expected_version=expected, events=events, outbox=[message])
-        # a stale writer's messages never appear
-        stale, _, _ = advanced(record)
-        with pytest.raises(ConcurrencyError):
-            await store.save(stale, expected_version=1, outbox=[message])
-        pending = await store.pending_outbox()
-        assert [(m.topic, m.payload) for m in pending] == [("orders.created", {"id": 7})]
-        assert pending[0].id is not None
-        await store.mark_published([pending[0].id], utcnow())
-        assert await store.pending_outbox() == []
 
     # -- listing --------------------------------------------------------------------------
 
@@ -241,152 +227,6 @@ class StoreContract(KeyContract, LifecycleContract, AuditContract):
             ("refund", SagaStatus.FAILED): 1,
             ("order", SagaStatus.RUNNING): 1,
         }
-
-    # -- claiming and leases --------------------------------------------------------------
-
-    async def test_claim_leases_runnable_sagas_and_counts_an_attempt(
-        self, store: SagaStore
-    ) -> None:
-        pending = new_saga("p", status=SagaStatus.PENDING, version=1)
-        await store.create(pending, started(pending))
-        now = utcnow()
-        claimed = await store.claim(
-            "w1", now=now, lease_until=now + timedelta(seconds=30), limit=10
-        )
-        assert [r.id for r in claimed] == ["p"]
-        got = await store.get("p")
-        assert got is not None
-        assert (got.lease_owner, got.version, got.attempt) == ("w1", 2, 1)
-        # a live lease keeps it from every other claimer
-        again = await store.claim("w2", now=now, lease_until=now + timedelta(seconds=30), limit=10)
-        assert again == []
-        # once the lease has expired anyone may take it, and that counts another attempt
-        later = now + timedelta(seconds=31)
-        taken = await store.claim(
-            "w2", now=later, lease_until=later + timedelta(seconds=30), limit=10
-        )
-        assert [(r.id, r.lease_owner, r.attempt, r.version) for r in taken] == [("p", "w2", 2, 3)]
-
-    async def test_claim_skips_terminal_paused_and_not_yet_due(self, store: SagaStore) -> None:
-        now = utcnow()
-        rows = [
-            new_saga("done", status=SagaStatus.COMPLETED),
-            new_saga("failed", status=SagaStatus.FAILED),
-            new_saga("paused", status=SagaStatus.PAUSED),
-            new_saga("later", status=SagaStatus.RUNNING, next_attempt_at=now + timedelta(hours=1)),
-            new_saga("due", status=SagaStatus.RUNNING, next_attempt_at=now - timedelta(seconds=1)),
-            new_saga(
-                "timed-out",
-                status=SagaStatus.RUNNING,
-                next_attempt_at=now + timedelta(hours=1),
-                timeout_at=now - timedelta(seconds=1),
-            ),
-            new_saga("undoing", status=SagaStatus.COMPENSATING),
-        ]
-        for r in rows:
-            await store.create(r, started(r))
-        claimed = await store.claim("w", now=now, lease_until=now + timedelta(seconds=9), limit=50)
-        assert {r.id for r in claimed} == {"due", "timed-out", "undoing"}
-
-    async def test_claim_respects_limit_types_and_ids(self, store: SagaStore) -> None:
-        for i in range(5):
-            r = new_saga(f"o{i}", status=SagaStatus.PENDING, saga_type="order")
-            await store.create(r, started(r))
-        other = new_saga("r0", status=SagaStatus.PENDING, saga_type="refund")
-        await store.create(other, started(other))
-        now = utcnow()
-        until = now + timedelta(seconds=30)
-        two = await store.claim("w", now=now, lease_until=until, limit=2, saga_types=["order"])
-        assert len(two) == 2 and all(r.saga_type == "order" for r in two)
-        one = await store.claim("w", now=now, lease_until=until, limit=5, saga_ids=["r0"])
-        assert [r.id for r in one] == ["r0"]
-        rest = await store.claim("w", now=now, lease_until=until, limit=50)
-        assert len(rest) == 3
-
-    async def test_claim_never_returns_the_sagas_the_claimer_runs(self, store: SagaStore) -> None:
-        # Given two sagas whose leases ran out while their worker still runs one of them
-        now = utcnow()
-        for saga_id in ("mine", "abandoned"):
-            r = new_saga(
-                saga_id,
-                status=SagaStatus.RUNNING,
-                lease_owner="w",
-                lease_expires_at=now - timedelta(seconds=1),
-            )
-            await store.create(r, started(r))
-        # When that worker claims, naming what it runs
-        got = await store.claim(
-            "w", now=now, lease_until=now + timedelta(seconds=30), limit=10, exclude_ids=["mine"]
-        )
-        # I expect only the abandoned one
-        assert [r.id for r in got] == ["abandoned"]
-
-    async def test_claim_without_take_over_leaves_expired_leases_alone(
-        self, store: SagaStore
-    ) -> None:
-        now = utcnow()
-        held = new_saga(
-            "held",
-            status=SagaStatus.RUNNING,
-            lease_owner="w",
-            lease_expires_at=now - timedelta(seconds=1),
-        )
-        free = new_saga("free", status=SagaStatus.PENDING)
-        for r in (held, free):
-            await store.create(r, started(r))
-        until = now + timedelta(seconds=30)
-        got = await store.claim("v", now=now, lease_until=until, limit=10, take_over=False)
-        assert [r.id for r in got] == ["free"]
-
-    async def test_concurrent_claimers_never_share_a_saga(self, store: SagaStore) -> None:
-        for i in range(40):
-            r = new_saga(f"c{i}", status=SagaStatus.PENDING)
-            await store.create(r, started(r))
-        now = utcnow()
-        until = now + timedelta(seconds=30)
-        batches = await asyncio.gather(
-            *(store.claim(f"w{i}", now=now, lease_until=until, limit=7) for i in range(8))
-        )
-        ids = [r.id for batch in batches for r in batch]
-        assert len(ids) == len(set(ids)) == 40
-
-    async def test_claimed_version_fences_the_previous_holder(self, store: SagaStore) -> None:
-        # Given a saga held by w1 whose lease expired and was claimed by w2
-        now = utcnow()
-        held = new_saga(
-            "f",
-            status=SagaStatus.RUNNING,
-            lease_owner="w1",
-            lease_expires_at=now - timedelta(seconds=1),
-        )
-        await store.create(held, started(held))
-        [taken] = await store.claim("w2", now=now, lease_until=now + timedelta(seconds=30), limit=1)
-        # When w1 wakes up and checkpoints from the version it had
-        late, expected, events = advanced(held, step_index=5)
-        # I expect its write rejected and w2's lease intact
-        with pytest.raises(ConcurrencyError):
-            await store.save(late, expected_version=expected, events=events)
-        got = await store.get("f")
-        assert got is not None and got.lease_owner == "w2" and got.step_index == 0
-        assert taken.version == got.version
-
-    async def test_renew_extends_own_leases_and_reports_lost_ones(self, store: SagaStore) -> None:
-        now = utcnow()
-        for saga_id in ("mine", "theirs"):
-            r = new_saga(saga_id, status=SagaStatus.PENDING)
-            await store.create(r, started(r))
-        await store.claim(
-            "me", now=now, lease_until=now + timedelta(seconds=5), limit=1, saga_ids=["mine"]
-        )
-        await store.claim(
-            "other", now=now, lease_until=now + timedelta(seconds=5), limit=1, saga_ids=["theirs"]
-        )
-        until = now + timedelta(seconds=60)
-        lost = await store.renew("me", ["mine", "theirs"], until)
-        assert lost == {"theirs"}
-        got = await store.get("mine")
-        assert got is not None and got.lease_expires_at is not None
-        assert abs((got.lease_expires_at - until).total_seconds()) < 0.001
 
     async def test_archive_marks_old_finished_sagas_but_never_failed_ones(
         self, store: SagaStore

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from ..status import Reason, SagaStatus
 from ..store.base import SagaStore
-from ..store.records import EventQuery, SagaEvent, SagaQuery, utcnow
+from ..store.records import Checkpoint, EventQuery, SagaEvent, SagaQuery, utcnow
 from .contract_records import advanced, new_saga
 
 
@@ -38,7 +38,7 @@ class AuditContract:
                     actor=actor,
                 )
             ]
-            await store.save(nxt, expected_version=expected, events=events)
+            await store.commit(Checkpoint(nxt, expected, events))
 
     async def test_sagas_filter_by_reason_finish_time_and_starter(self, store: SagaStore) -> None:
         await self._plant(store)

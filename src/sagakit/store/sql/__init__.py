@@ -1,7 +1,8 @@
 """The SQL store: SQLAlchemy 2 Core (async) on SQLite, PostgreSQL and MariaDB.
 
 One class made of parts with one reason to change each: ``writer`` (group commit),
-``claims`` (leases), ``reads``, ``retention``, on the shared ``core``; dialects
+``claims`` (leases), ``reads``, ``retention``, ``outbox`` (relay claims and the inbox), on
+the shared ``core``; dialects
 (``sqlite.py``, ``postgres.py``, ``mysql.py``) override its small hooks.
 """
 
@@ -17,13 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .. import migrate as migrations
 from .claims import Claims
 from .core import _DRIVER_ERRORS, SqlCore
+from .outbox import SqlOutbox
 from .reads import Reads
 from .retention import Retention
 from .rows import _Write, checked_record, event_params, record_from_row, record_params
 from .writer import GroupCommit
 
 
-class SqlStore(GroupCommit, Claims, Reads, Retention):
+class SqlStore(GroupCommit, Claims, Reads, Retention, SqlOutbox):
     """A ``SagaStore`` on any SQLAlchemy async engine; dialect quirks are small overrides."""
 
     async def open(self, *, migrate: bool = True) -> None:

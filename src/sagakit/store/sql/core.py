@@ -6,15 +6,19 @@ import asyncio
 import builtins
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from enum import Enum
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     Insert,
     Select,
     Update,
+    and_,
     bindparam,
     insert,
+    or_,
+    select,
     update,
 )
 from sqlalchemy.engine import Connection, Row
@@ -24,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ...errors import StoreError, StoreUnavailable, TransactionConflict
 from ...status import TERMINAL
 from ..base import SagaStore
+from ..records import InboxMark
 from ..schema import SagaTables, build_tables
 from .rows import (
     _MUTABLE,
@@ -38,10 +43,15 @@ _FINISHED = frozenset(s.value for s in TERMINAL)
 _MAX_REMEMBERED = 20_000
 #: What a driver raises for a database problem; socket errors can escape unwrapped on connect.
 _DRIVER_ERRORS = (DBAPIError, OSError, TimeoutError)
-#: SQLSTATE classes that mean "the server is going away or not there yet": retry later.
-_TRANSIENT_SQLSTATES = ("08", "57P", "53", "40001", "40P01")
-#: Deadlock and serialisation failures: the server rolled back; retry at once.
-_CONFLICT_STATES = frozenset({"40P01", "40001"})
+
+
+class Fault(Enum):
+    """What a driver error means for the caller, as a dialect reads its codes."""
+
+    #: The server rolled the transaction back (deadlock, serialisation): retry at once.
+    CONFLICT = "conflict"
+    #: The server is going away, not there yet, or overloaded: retry later.
+    UNAVAILABLE = "unavailable"
 
 
 class SqlCore(SagaStore):
@@ -136,6 +146,25 @@ class SqlCore(SagaStore):
         self._insert_event = insert(self.tables.events)
         self._insert_ignore_statement = self._insert_ignore()
         self._insert_outbox = insert(self.tables.outbox)
+        self._insert_inbox = insert(self.tables.inbox)
+
+    def _not_open(self) -> StoreError:
+        return StoreError(f"store {self.description} is not open; use `async with Runtime(...)`")
+
+    def _seen_clause(self, marks: Iterable[InboxMark]) -> Any:
+        """Rows of the inbox that record any of ``marks``."""
+        i = self.tables.inbox
+        return or_(
+            *(and_(i.c.consumer == m.consumer, i.c.message_id == m.message_id) for m in marks)
+        )
+
+    def _duplicates(self, conn: Connection, marks: list[InboxMark]) -> set[InboxMark]:
+        """The marks of ``marks`` that are already recorded."""
+        if not marks:
+            return set()
+        i = self.tables.inbox
+        rows = conn.execute(select(i.c.consumer, i.c.message_id).where(self._seen_clause(marks)))
+        return {InboxMark(consumer, message_id) for consumer, message_id in rows}
 
     def _remember(self, saga_id: str, params: dict[str, Any]) -> None:
         """Keep the row as written, while the saga may still be checkpointed by us."""
@@ -164,13 +193,12 @@ class SqlCore(SagaStore):
             reason = f"{type(error).__name__}: {error}"
             return StoreUnavailable(f"{self.description} is unavailable while {doing}: {reason}")
         text = str(error.orig) if error.orig is not None else str(error)
-        state = str(
-            getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", "") or ""
-        )
-        transient_state = bool(state) and state.startswith(_TRANSIENT_SQLSTATES)
-        if state in _CONFLICT_STATES or "deadlock" in text.lower():
+        fault = self._fault(error.orig)
+        if fault is None and "deadlock" in text.lower():
+            fault = Fault.CONFLICT
+        if fault is Fault.CONFLICT:
             return TransactionConflict(f"{self.description} rolled back {doing}: {text}")
-        if error.connection_invalidated or transient_state or self._is_transient(text):
+        if fault is Fault.UNAVAILABLE or error.connection_invalidated or self._is_transient(text):
             return StoreUnavailable(f"{self.description} is unavailable while {doing}: {text}")
         return StoreError(f"{self.description} failed while {doing}: {text}{self._hint(text)}")
 
@@ -190,7 +218,12 @@ class SqlCore(SagaStore):
             return "; create the schema with `sagakit migrate --db URL` or Runtime(migrate=True)"
         return ""
 
-    #: Driver messages that mean "try again later" rather than "this is wrong".
+    def _fault(self, driver_error: BaseException | None) -> Fault | None:
+        """Classify a driver error by its code (SQLSTATE, errno); ``None``: the code says
+        nothing, and the message markers below decide. Dialects override it."""
+        return None
+
+    #: Driver messages that mean "try again later", for errors whose code says nothing.
     transient_markers: tuple[str, ...] = (
         "database is locked",
         "disk i/o error",

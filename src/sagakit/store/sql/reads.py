@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
-from datetime import datetime
 
 from sqlalchemy import (
     and_,
     func,
     or_,
     select,
-    update,
 )
 
 from ...history import EventType
 from ...status import SagaStatus
-from ..records import EventQuery, OutboxMessage, SagaEvent, SagaQuery, SagaRecord
+from ..records import EventQuery, SagaEvent, SagaQuery, SagaRecord
 from .core import (
-    _DRIVER_ERRORS,
     SqlCore,
 )
 from .rows import (
@@ -116,21 +112,3 @@ class Reads(SqlCore):
             (SagaStatus(status), reason): int(n)
             for status, reason, n in (tuple(row) for row in rows)
         }
-
-    async def pending_outbox(self, limit: int = 100) -> builtins.list[OutboxMessage]:
-        o = self.tables.outbox
-        rows = await self._read(
-            select(o).where(o.c.published_at.is_(None)).order_by(o.c.id).limit(limit)
-        )
-        return [OutboxMessage(**dict(row._mapping)) for row in rows]
-
-    async def mark_published(self, message_ids: Iterable[int], at: datetime) -> None:
-        o = self.tables.outbox
-        ids = list(message_ids)
-        if not ids:
-            return
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(update(o).where(o.c.id.in_(ids)).values(published_at=at))
-        except _DRIVER_ERRORS as e:
-            raise self._translate(e, "marking outbox messages published") from e

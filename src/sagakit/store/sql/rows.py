@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Row
 
 from ...status import Reason, SagaStatus
-from ..records import OutboxMessage, SagaEvent, SagaRecord
+from ..records import InboxMark, OutboxMessage, SagaEvent, SagaRecord
 
 #: Columns a checkpoint rewrites; identity columns (id, type, kind, created_at) never change.
 _MUTABLE = (
@@ -69,6 +70,9 @@ class _Write:
     outbox: Sequence[OutboxMessage]
     future: asyncio.Future[bool] = field(repr=False)
     columns: tuple[str, ...] = _MUTABLE  # the columns this checkpoint changes
+    inbox: Sequence[InboxMark] = ()
+    #: Set by the writer: an inbox mark was already recorded, so nothing was written.
+    duplicate: bool = False
 
 
 def record_params(record: SagaRecord) -> dict[str, Any]:
@@ -110,3 +114,23 @@ def checked_record(row: Row[Any]) -> SagaRecord:
 def event_params(event: SagaEvent) -> dict[str, Any]:
     """Return the bind parameters of a ``saga_events`` row."""
     return {name: getattr(event, name) for name in _EVENT_COLUMNS}
+
+
+def inbox_params(mark: InboxMark, at: datetime) -> dict[str, Any]:
+    """Return the bind parameters of a ``saga_inbox`` row."""
+    return {"consumer": mark.consumer, "message_id": mark.message_id, "received_at": at}
+
+
+#: ``saga_outbox`` columns that are ``OutboxMessage`` fields of the same name (all of them).
+_MESSAGE_FIELDS = tuple(OutboxMessage.__dataclass_fields__)
+
+
+def message_from_row(row: Any) -> OutboxMessage:
+    """Build an ``OutboxMessage`` from a ``saga_outbox`` row."""
+    values = dict(row._mapping)
+    return OutboxMessage(**{name: values[name] for name in _MESSAGE_FIELDS})
+
+
+def message_params(message: OutboxMessage) -> dict[str, Any]:
+    """The bind parameters of a new ``saga_outbox`` row."""
+    return {name: getattr(message, name) for name in _MESSAGE_FIELDS if name != "id"}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import (
     Update,
@@ -19,8 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from ...errors import ConcurrencyError, StoreError, StoreUnavailable
-from ..records import OutboxMessage, SagaEvent, SagaRecord
+from ...errors import ConcurrencyError, DuplicateMessage, StoreError, StoreUnavailable
+from ..records import Checkpoint, SagaEvent, SagaRecord, utcnow
 from .core import (
     SqlCore,
 )
@@ -28,6 +27,8 @@ from .rows import (
     _MUTABLE,
     _Write,
     event_params,
+    inbox_params,
+    message_params,
     record_params,
 )
 
@@ -58,14 +59,8 @@ class GroupCommit(SqlCore):
             raise StoreError(f"saga {record.id!r} exists but could not be read back")
         return existing, False
 
-    async def save(
-        self,
-        record: SagaRecord,
-        *,
-        expected_version: int,
-        events: Sequence[SagaEvent] = (),
-        outbox: Sequence[OutboxMessage] = (),
-    ) -> None:
+    async def commit(self, checkpoint: Checkpoint) -> None:
+        record, expected_version = checkpoint.record, checkpoint.expected_version
         params = record_params(record)
         params["b_id"] = record.id
         params["b_expected"] = expected_version
@@ -75,21 +70,31 @@ class GroupCommit(SqlCore):
             # The version check guarantees the row still holds what we last wrote, so only
             # the changed columns need writing: fewer index entries and WAL pages touched.
             columns = tuple(name for name in _MUTABLE if params[name] != before[name])
-        write = _Write(record.id, expected_version, params, events, outbox, self._future())
-        write.columns = columns
+        write = _Write(
+            record.id,
+            expected_version,
+            params,
+            checkpoint.events,
+            checkpoint.outbox,
+            self._future(),
+            columns,
+            checkpoint.inbox,
+        )
         try:
             await self._enqueue(write)
         except ConcurrencyError:
             self._written.pop(record.id, None)
             raise
         self._remember(record.id, params)
+        if checkpoint.outbox:
+            self.outbox_written.fire()
 
     def _future(self) -> asyncio.Future[bool]:
         return asyncio.get_running_loop().create_future()
 
     async def _enqueue(self, write: _Write) -> bool:
         if self._flusher is None or self._closing:
-            raise StoreError(f"store {self.description} is not open; use `async with Runtime(...)`")
+            raise self._not_open()
         self._queue.append(write)
         self._wakeup.set()
         return await write.future
@@ -136,7 +141,15 @@ class GroupCommit(SqlCore):
         for write, applied in zip(batch, outcomes, strict=True):
             if write.future.done():
                 continue
-            if write.expected_version is not None and not applied:
+            if write.duplicate:
+                write.future.set_exception(
+                    DuplicateMessage(
+                        f"saga {write.saga_id!r}: message "
+                        f"{', '.join(m.message_id for m in write.inbox)} was already applied "
+                        f"by {write.inbox[0].consumer!r}; nothing written"
+                    )
+                )
+            elif write.expected_version is not None and not applied:
                 write.future.set_exception(
                     ConcurrencyError(
                         f"saga {write.saga_id!r} is no longer at version "
@@ -160,7 +173,14 @@ class GroupCommit(SqlCore):
                     outcomes.append(result.rowcount == 1)
                 else:
                     outcomes.append(False)
-            saves = [i for i, w in enumerate(batch) if w.expected_version is not None]
+            marked = [m for w in batch for m in w.inbox]
+            if marked:
+                seen = self._duplicates(conn, marked)
+                for write in batch:
+                    write.duplicate = any(m in seen for m in write.inbox)
+            saves = [
+                i for i, w in enumerate(batch) if w.expected_version is not None and not w.duplicate
+            ]
             for i, ok in self._apply_updates(conn, [batch[i] for i in saves], row_by_row):
                 outcomes[saves[i]] = ok
             applied = [w for w, ok in zip(batch, outcomes, strict=True) if ok]
@@ -168,9 +188,14 @@ class GroupCommit(SqlCore):
             if events:
                 conn.execute(self._insert_event, events)
                 self.statements += 1
-            messages = [self._outbox_params(m) for w in applied for m in w.outbox]
+            messages = [message_params(m) for w in applied for m in w.outbox]
             if messages:
                 conn.execute(self._insert_outbox, messages)
+                self.statements += 1
+            now = utcnow()
+            marks = [inbox_params(m, now) for w in applied for m in w.inbox]
+            if marks:
+                conn.execute(self._insert_inbox, marks)
                 self.statements += 1
             self._after_batch(conn, applied)
         self.commits += 1
@@ -211,15 +236,3 @@ class GroupCommit(SqlCore):
             )
             self._updates[columns] = statement
         return statement
-
-    @staticmethod
-    def _outbox_params(message: OutboxMessage) -> dict[str, Any]:
-        return {
-            "saga_id": message.saga_id,
-            "topic": message.topic,
-            "payload": message.payload,
-            "headers": message.headers,
-            "created_at": message.created_at,
-            "published_at": message.published_at,
-            "attempts": message.attempts,
-        }

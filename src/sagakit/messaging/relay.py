@@ -1,0 +1,167 @@
+"""The relay: claims outbox messages, publishes them, marks them after the broker confirms.
+
+Nothing is marked published unconfirmed, so a crash or an outage can only publish a
+message again (with the same ``message_id``), never lose it. A saga's messages leave in
+the order they were written: the store hands out only the oldest unpublished message of
+each saga, so a failing one holds back its own saga's later messages and nobody else's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ..errors import StoreUnavailable
+from ..hooks import SagaHooks
+from ..store.base import SagaStore
+from ..store.records import OutboxMessage, utcnow
+from .broker import Broker, BrokerUnavailable
+from .envelope import Envelope
+
+log = logging.getLogger("sagakit.relay")
+
+#: Waits before a failed message's next attempt, seconds (the last repeats).
+RETRY_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+#: Waits while the broker or the store is unreachable, seconds (the last repeats).
+OUTAGE_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(slots=True)
+class RelayCounters:
+    """What one relay did since it started."""
+
+    published: int = 0
+    failed: int = 0
+    dead: int = 0
+    outages: int = 0
+
+
+class Relay:
+    """Moves outbox messages to the broker; run one per worker process (or ``sagakit relay``)."""
+
+    def __init__(
+        self,
+        store: SagaStore,
+        broker: Broker,
+        *,
+        owner: str,
+        batch: int = 100,
+        claim_seconds: float = 30.0,
+        poll_interval: float = 1.0,
+        max_attempts: int = 10,
+        hooks: SagaHooks | None = None,
+    ) -> None:
+        self.store = store
+        self.hooks = hooks or SagaHooks()
+        self.broker = broker
+        self.owner = owner
+        self.batch = batch
+        self.claim_seconds = claim_seconds
+        self.poll_interval = poll_interval
+        self.max_attempts = max_attempts
+        self.counters = RelayCounters()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Finish the batch in flight, then return from ``run``."""
+        self._stopping.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Look for messages now (called when this process commits some)."""
+        self._wake.set()
+
+    async def run(self, *, burst: bool = False) -> RelayCounters:
+        """Publish until ``stop()``; with ``burst``, until no message is due."""
+        self.store.outbox_written.add(self.wake)
+        unlisten = await self.store.listen_outbox(self.wake)
+        outage = 0
+        try:
+            while not self._stopping.is_set():
+                try:
+                    sent = await self.relay_once()
+                    outage = 0
+                except (BrokerUnavailable, StoreUnavailable) as e:
+                    self.counters.outages += 1
+                    wait = OUTAGE_BACKOFF[min(outage, len(OUTAGE_BACKOFF) - 1)]
+                    outage += 1
+                    log.warning("relay: %s; retrying in %.1fs", e, wait)
+                    await self._sleep(wait)
+                    continue
+                if sent:
+                    continue
+                if burst:  # nothing due now: what waits for a retry is left for later
+                    break
+                await self._sleep(self.poll_interval)
+        finally:
+            self.store.outbox_written.remove(self.wake)
+            if unlisten is not None:
+                await unlisten()
+        return self.counters
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def relay_once(self) -> int:
+        """Claim one batch and publish it; return how many messages were published."""
+        now = utcnow()
+        claimed = await self.store.claim_outbox(
+            self.owner,
+            now=now,
+            claim_until=now + timedelta(seconds=self.claim_seconds),
+            limit=self.batch,
+        )
+        if not claimed:
+            return 0
+        # one message per saga in a batch, so publishing them at once keeps every order
+        outcomes = await asyncio.gather(
+            *(self.broker.publish(Envelope.of(m)) for m in claimed), return_exceptions=True
+        )
+        confirmed = [m for m, error in zip(claimed, outcomes, strict=True) if error is None]
+        await self.store.outbox_published(
+            [m.id for m in confirmed if m.id is not None], at=utcnow()
+        )
+        self.counters.published += len(confirmed)
+        if confirmed:
+            self.hooks.messages_published(confirmed)
+        outage: BaseException | None = None
+        for message, error in zip(claimed, outcomes, strict=True):
+            if isinstance(error, BaseException):
+                if not isinstance(error, Exception):
+                    raise error  # cancellation: the claim runs out, another relay sends it
+                await self._failed(message, error)
+                if isinstance(error, BrokerUnavailable):
+                    outage = error
+        if outage is not None:
+            raise outage
+        return len(confirmed)
+
+    async def _failed(self, message: OutboxMessage, error: Exception) -> None:
+        """Schedule the next attempt; a refused message that used them all is dead."""
+        now = utcnow()
+        assert message.id is not None
+        self.counters.failed += 1
+        # an unreachable broker is nobody's fault: never let an outage kill a message
+        gave_up = message.attempts >= self.max_attempts and not isinstance(error, BrokerUnavailable)
+        retry_at: datetime | None = None
+        if not gave_up:
+            wait = RETRY_BACKOFF[min(message.attempts - 1, len(RETRY_BACKOFF) - 1)]
+            retry_at = now + timedelta(seconds=wait)
+        else:
+            self.counters.dead += 1
+            log.error(
+                "outbox message %s (%s, saga %s) is dead after %d attempts: %s",
+                message.id,
+                message.topic,
+                message.saga_id,
+                message.attempts,
+                error,
+            )
+        await self.store.outbox_failed(message.id, error=str(error), retry_at=retry_at, now=now)
+        self.hooks.message_failed(message, error, dead=retry_at is None)

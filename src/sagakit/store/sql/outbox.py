@@ -1,0 +1,187 @@
+"""The outbox and the inbox in SQL: relay claims (SKIP LOCKED), delivery marks, retention."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, and_, case, delete, exists, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from ..delivery_ports import OutboxBacklog
+from ..records import InboxMark, OutboxMessage, OutboxQuery, OutboxState
+from .core import _DRIVER_ERRORS, SqlCore
+from .rows import inbox_params, message_from_row
+
+_T = TypeVar("_T")
+
+
+class SqlOutbox(SqlCore):
+    """Outbox claims and marks, inbox checks and marks, on the writer connection."""
+
+    def _claimable(self, now: datetime) -> Select[Any]:
+        o = self.tables.outbox
+        earlier = self.tables.outbox.alias("earlier")
+        # the oldest unpublished message of its saga (dead ones hold their saga's order)
+        first_of_saga = ~exists().where(
+            earlier.c.saga_id == o.c.saga_id,
+            earlier.c.id < o.c.id,
+            earlier.c.published_at.is_(None),
+        )
+        return (
+            select(o)
+            .where(
+                o.c.published_at.is_(None),
+                o.c.dead_at.is_(None),
+                or_(o.c.next_attempt_at.is_(None), o.c.next_attempt_at <= now),
+                or_(o.c.claimed_until.is_(None), o.c.claimed_until <= now),
+                first_of_saga,
+            )
+            .order_by(o.c.id)
+        )
+
+    async def claim_outbox(
+        self, owner: str, *, now: datetime, claim_until: datetime, limit: int
+    ) -> builtins.list[OutboxMessage]:
+        query = self._claimable(now).limit(limit)
+        if self.locks_rows:
+            query = query.with_for_update(skip_locked=True, of=self.tables.outbox)
+        elif not await self._read(query.with_only_columns(self.tables.outbox.c.id)):
+            return []  # look before taking SQLite's one write lock: idle relays never block
+        return await self._write("claiming outbox messages", self._claim, query, owner, claim_until)
+
+    def _claim(
+        self, conn: Connection, query: Select[Any], owner: str, until: datetime
+    ) -> builtins.list[OutboxMessage]:
+        o = self.tables.outbox
+        with conn.begin():
+            claimed = [message_from_row(row) for row in conn.execute(query).all()]
+            if claimed:
+                conn.execute(
+                    update(o)
+                    .where(o.c.id.in_([m.id for m in claimed]))
+                    .values(claimed_by=owner, claimed_until=until, attempts=o.c.attempts + 1)
+                )
+        for message in claimed:
+            message.claimed_by, message.claimed_until = owner, until
+            message.attempts += 1
+        return claimed
+
+    async def outbox_published(self, ids: Iterable[int], *, at: datetime) -> None:
+        wanted = list(ids)
+        if wanted:
+            o = self.tables.outbox
+            statement = (
+                update(o)
+                .where(o.c.id.in_(wanted))
+                .values(published_at=at, claimed_by=None, claimed_until=None, last_error=None)
+            )
+            await self._write("marking outbox messages published", self._run, statement)
+
+    async def outbox_failed(
+        self, message_id: int, *, error: str, retry_at: datetime | None, now: datetime
+    ) -> None:
+        o = self.tables.outbox
+        statement = (
+            update(o)
+            .where(o.c.id == message_id, o.c.published_at.is_(None))
+            .values(
+                claimed_by=None,
+                claimed_until=None,
+                last_error=error[:4000],
+                next_attempt_at=retry_at,
+                dead_at=None if retry_at is not None else now,
+            )
+        )
+        await self._write("recording a failed publish", self._run, statement)
+
+    async def list_outbox(self, query: OutboxQuery) -> builtins.list[OutboxMessage]:
+        o = self.tables.outbox
+        select_ = select(o).order_by(o.c.id.desc()).limit(query.limit)
+        if query.saga_id is not None:
+            select_ = select_.where(o.c.saga_id == query.saga_id)
+        if query.state is OutboxState.PUBLISHED:
+            select_ = select_.where(o.c.published_at.is_not(None))
+        elif query.state is OutboxState.DEAD:
+            select_ = select_.where(o.c.published_at.is_(None), o.c.dead_at.is_not(None))
+        elif query.state is OutboxState.PENDING:
+            select_ = select_.where(o.c.published_at.is_(None), o.c.dead_at.is_(None))
+        return [message_from_row(row) for row in await self._read(select_)]
+
+    async def retry_outbox(self, ids: Iterable[int], *, now: datetime) -> int:
+        wanted = list(ids)
+        if not wanted:
+            return 0
+        o = self.tables.outbox
+        statement = (
+            update(o)
+            .where(o.c.id.in_(wanted), o.c.dead_at.is_not(None), o.c.published_at.is_(None))
+            .values(dead_at=None, next_attempt_at=None, attempts=0)
+        )
+        return await self._write("retrying outbox messages", self._run, statement)
+
+    async def outbox_backlog(self) -> OutboxBacklog:
+        o = self.tables.outbox
+        unpublished = o.c.published_at.is_(None)
+        pending = and_(unpublished, o.c.dead_at.is_(None))
+        # CASE, not FILTER: MariaDB has no aggregate FILTER clause
+        rows = await self._read(
+            select(
+                func.sum(case((pending, 1), else_=0)),
+                func.sum(case((pending, 0), else_=1)),
+                func.min(case((pending, o.c.created_at))),
+            ).where(unpublished)
+        )
+        n_pending, n_dead, oldest = tuple(rows[0])
+        return OutboxBacklog(int(n_pending or 0), int(n_dead or 0), oldest)
+
+    async def purge_outbox(self, *, published_before: datetime) -> int:
+        o = self.tables.outbox
+        statement = delete(o).where(
+            o.c.published_at.is_not(None), o.c.published_at < published_before
+        )
+        return await self._write("deleting published outbox messages", self._run, statement)
+
+    # -- inbox ----------------------------------------------------------------------------
+
+    async def inbox_seen(self, mark: InboxMark) -> bool:
+        i = self.tables.inbox
+        return bool(await self._read(select(i.c.message_id).where(self._seen_clause([mark]))))
+
+    async def record_inbox(self, mark: InboxMark, *, at: datetime) -> bool:
+        return bool(await self._write("recording an inbox mark", self._mark_once, mark, at))
+
+    def _mark_once(self, conn: Connection, mark: InboxMark, at: datetime) -> bool:
+        try:
+            with conn.begin():
+                if self._duplicates(conn, [mark]):
+                    return False
+                conn.execute(insert(self.tables.inbox), [inbox_params(mark, at)])
+        except IntegrityError:  # recorded by another process between the look and the insert
+            return False
+        return True
+
+    async def purge_inbox(self, *, received_before: datetime) -> int:
+        i = self.tables.inbox
+        statement = delete(i).where(i.c.received_at < received_before)
+        return await self._write("deleting old inbox marks", self._run, statement)
+
+    # -- shared ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _run(conn: Connection, statement: Any) -> int:
+        with conn.begin():
+            return int(conn.execute(statement).rowcount)
+
+    async def _write(self, doing: str, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(connection, *args)`` on the writer connection, errors translated."""
+        if self._flusher is None:
+            raise self._not_open()
+        try:
+            async with self._writer_lock:
+                return await self._in_writer(fn, *args)
+        except _DRIVER_ERRORS as e:
+            raise await self._writer_failed(e, doing) from e
