@@ -203,7 +203,7 @@ def build_tables(prefix: str = "", schema: str | None = None) -> SagaTables:
         sqlite_where=text("published_at IS NULL"),
     )
     Index(f"ix_{p}saga_outbox_message_id", outbox.c.message_id, unique=True)
-    # the relay's per-saga order check looks up a saga's earlier unpublished messages
+    # a saga's messages: `sagakit outbox list --saga`, the dashboard, deleting a saga
     Index(f"ix_{p}saga_outbox_saga_id", outbox.c.saga_id, outbox.c.id)
     inbox = Table(
         f"{p}saga_inbox",
