@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 #: The groups ``--only`` can pick, in the order they run.
-GROUPS = ("floor", "sagakit", "dbos", "baseline", "recovery", "memory")
+GROUPS = ("floor", "sagakit", "dbos", "baseline", "recovery", "memory", "relay")
 
 #: sagakit in-flight levels; 64 matches the recovery worker's concurrency.
 SAGAKIT_IN_FLIGHT = (1, 16, 64, 256)
@@ -33,6 +33,8 @@ class Sizes:
     memory_small: int
     memory_large: int
     warmup: int
+    relay_messages: int = 6000
+    relay_latency_sagas: int = 300
     #: SQLite journals DBOS runs on: "wal" (as sagakit) and "default" (as DBOS ships).
     dbos_journals: tuple[str, ...] = ("wal", "default")
 
@@ -67,6 +69,8 @@ QUICK = Sizes(
     memory_small=300,
     memory_large=1000,
     warmup=10,
+    relay_messages=600,
+    relay_latency_sagas=50,
     dbos_journals=("wal",),
 )
 
@@ -183,6 +187,14 @@ def build_plan(sizes: Sizes, groups: tuple[str, ...], backend: str = "sqlite") -
             "in_flight": MEMORY_IN_FLIGHT,
         }
         plan.append(CaseSpec("memory", "rss", "memory", params))
+    if "relay" in groups:
+        messages = {"messages": sizes.relay_messages}
+        plan.append(CaseSpec("relay", "floor_aio_pika", "relay.floor", messages))
+        plan.append(
+            CaseSpec("relay", "throughput", "relay.throughput", {**messages, "per_saga": 3})
+        )
+        latency = {"sagas": sizes.relay_latency_sagas}
+        plan.append(CaseSpec("relay", "latency", "relay.latency", latency))
     if "floor" in groups and any(spec.group != "floor" for spec in plan):
         # The same floor again at the end: fsync cost drifts on shared disks, so the floor
         # used in ratios is the mean of both and the drift between them is reported.

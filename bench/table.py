@@ -126,6 +126,12 @@ def other_table(results: Results) -> str:
         rows.append(
             ["memory", label, f"x{_fmt(case.get('growth_ratio'))} RSS", case.get("error", text)]
         )
+    for label, case in results.get("relay", {}).items():
+        if "p50_ms" in case:
+            text = f"commit -> confirm p50 {_fmt(case.get('p50_ms'))} ms, p99 {_fmt(case.get('p99_ms'))} ms"
+        else:
+            text = f"{_fmt(case.get('messages_per_s'))} messages/s"
+        rows.append(["relay", label, text, case.get("error", f"{case.get('messages')} messages")])
     return render(["group", "case", "result", "detail"], rows)
 
 

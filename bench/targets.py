@@ -116,6 +116,12 @@ def ratios(results: Results) -> dict[str, Any]:
         "recovery_sagas_vs_fresh_64": ratio(rec_sagas, fresh64_sagas),
         "pending_drain_steps_vs_fresh_64": ratio(pending, fresh64),
         "rss_large_over_small": _get(results, "memory", "rss", "growth_ratio"),
+        "relay_vs_raw_aio_pika": ratio(
+            _get(results, "relay", "throughput", "messages_per_s"),
+            _get(results, "relay", "floor_aio_pika", "messages_per_s"),
+        ),
+        "relay_commit_to_confirm_p50_ms": _get(results, "relay", "latency", "p50_ms"),
+        "relay_commit_to_confirm_p99_ms": _get(results, "relay", "latency", "p99_ms"),
     }
 
 
@@ -184,6 +190,14 @@ def evaluate(results: Results, backend: str = "sqlite") -> list[Target]:
             0.5,
             r["recovery_steps_vs_fresh_64"],
             "recovery.midway steps/s / sagakit.in_flight_64 steps/s",
+        ),
+        (
+            "relay_vs_aio_pika",
+            "relay messages/s >= 0.7x raw aio-pika publishes with confirms (same batch)",
+            ">=",
+            0.7,
+            r["relay_vs_raw_aio_pika"],
+            "relay.throughput / relay.floor_aio_pika, RabbitMQ at 127.0.0.1",
         ),
         (
             "memory_flat",

@@ -3,6 +3,11 @@
 Run it with ``make demo`` (or ``python examples/purchase_plan.py``). It runs one purchase
 that succeeds and one whose payment keeps failing, so its earlier steps are compensated,
 and prints each saga's status and step timeline as read back from the database.
+
+The steps publish what they did (``orders.created``, ``payments.captured``, …); a
+consumer prints each message as it arrives. ``--broker memory://`` (the default) keeps
+the messages inside this process; ``--broker amqp://guest:guest@127.0.0.1:5672/`` sends
+them through RabbitMQ.
 """
 
 from __future__ import annotations
@@ -36,12 +41,14 @@ async def validate_plan(ctx: sk.StepContext) -> dict[str, Any]:
 async def create_order(ctx: sk.StepContext) -> dict[str, Any]:
     order_id = f"ord-{ctx.saga_id}"
     ORDERS[ctx.idempotency_key] = "created"  # the key makes a re-run a no-op
+    ctx.publish("orders.created", {"order_id": order_id, "user_id": ctx["user_id"]})
     return {"order_id": order_id}
 
 
 @create_order.compensation
 async def cancel_order(ctx: sk.StepContext) -> None:
     ORDERS[f"{ctx.saga_id}:create_order"] = "cancelled"
+    ctx.publish("orders.cancelled", {"order_id": ctx["order_id"]})
 
 
 @purchase.step(timeout=10)
@@ -71,6 +78,7 @@ async def refund_payment(ctx: sk.StepContext) -> None:
 
 @purchase.step(timeout=10)
 async def activate_order(ctx: sk.StepContext) -> dict[str, Any]:
+    ctx.publish("orders.activated", {"order_id": ctx["order_id"]})
     return {"active": True}
 
 
@@ -96,9 +104,16 @@ def timeline(events: list[sk.SagaEvent]) -> str:
     return "\n".join(lines)
 
 
-async def main(url: str) -> None:
+async def main(url: str, broker: str) -> None:
     """Run a good and a declined purchase and print what the database holds."""
-    async with sk.Runtime(url, sagas=[purchase]) as rt:
+    received: list[sk.Envelope] = []
+
+    async def print_message(message: sk.Envelope) -> None:
+        received.append(message)
+        print(f"  received {message.topic} {message.payload} ({message.correlation_id})")
+
+    async with sk.Runtime(url, sagas=[purchase], broker=broker) as rt:
+        await rt.consume(["orders.*", "payments.*"], print_message, queue="purchase-plan-demo")
         ok = await rt.run("purchase_plan", {"user_id": 1, "plan_id": 7}, saga_id="order-42")
         bad = await rt.run(
             "purchase_plan",
@@ -114,10 +129,20 @@ async def main(url: str) -> None:
             print(f"  context: {saga.context}")
             print("  timeline:")
             print(timeline(await rt.history(saga.id)))
+        # the relay publishes in the background: wait until it sent everything and the
+        # consumer printed it
+        assert rt.relay is not None
+        while (await rt.store.outbox_backlog()).pending or len(
+            received
+        ) < rt.relay.counters.published:
+            await asyncio.sleep(0.01)
+    print(f"messages received: {len(received)} (published by the relay through {broker})")
     print(f"store: {url}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="sqlite:///sagas.db", help="store URL")
-    asyncio.run(main(parser.parse_args().db))
+    parser.add_argument("--broker", default="memory://", help="broker URL (amqp://… or memory://)")
+    args = parser.parse_args()
+    asyncio.run(main(args.db, args.broker))

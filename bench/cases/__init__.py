@@ -11,6 +11,7 @@ from bench.cases.floor import floor_concurrent, floor_sequential
 from bench.cases.memory import memory
 from bench.cases.paired import step_cost_paired
 from bench.cases.recovery import recovery
+from bench.cases.relay import relay_floor, relay_latency, relay_throughput
 from bench.cases.sagakit_run import sagakit_run
 
 CASES: dict[str, Callable[..., Any]] = {
@@ -22,4 +23,7 @@ CASES: dict[str, Callable[..., Any]] = {
     "baseline.run": baseline_run,
     "recovery": recovery,
     "memory": memory,
+    "relay.floor": relay_floor,
+    "relay.throughput": relay_throughput,
+    "relay.latency": relay_latency,
 }

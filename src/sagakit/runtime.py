@@ -20,6 +20,7 @@ from .messaging.relay import Relay
 from .orchestration.definition import Saga, saga_registry
 from .orchestration.engine import SagaExecutor
 from .runtime_queries import SagaQueries
+from .settings import RuntimeSettings
 from .starting import new_record, started_event
 from .status import SagaStatus
 from .store.base import SagaStore
@@ -28,10 +29,6 @@ from .store.urls import open_store
 from .worker import Worker, WorkerCounters, new_owner_id
 
 log = logging.getLogger("sagakit.runtime")
-
-#: Sagas a default Runtime runs in the background: its own started sagas and those that
-#: crashed processes left behind (once their lease expires).
-DEFAULT_WORKERS = 4
 
 
 class Runtime(SagaQueries):
@@ -54,54 +51,61 @@ class Runtime(SagaQueries):
         sagas: Iterable[Saga] | Mapping[str, Saga] = (),
         *,
         store: SagaStore | None = None,
-        workers: int = DEFAULT_WORKERS,
-        lease_seconds: float = 30.0,
-        poll_interval: float = 1.0,
-        migrate: bool = True,
+        workers: int | None = None,
+        lease_seconds: float | None = None,
+        poll_interval: float | None = None,
+        migrate: bool | None = None,
         hooks: Iterable[SagaHooks] = (),
-        prefix: str = "",
+        prefix: str | None = None,
         owner: str | None = None,
         archive_after: timedelta | None = None,
         delete_archived_after: timedelta | None = None,
         broker: str | Broker | None = None,
+        settings: RuntimeSettings | None = None,
     ) -> None:
         if store is not None and url is not None:
             raise ConfigurationError("give Runtime either a store URL or a store, not both")
-        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
-            raise ConfigurationError(
-                f"workers must be an int >= 0 (0: no background worker), got {workers!r}"
-            )
-        if not isinstance(lease_seconds, int | float) or lease_seconds <= 0:
-            raise ConfigurationError(f"lease_seconds must be > 0, got {lease_seconds!r}")
-        #: What this Runtime was built from, so ``replace`` can build a variant of it.
-        self._config: dict[str, Any] = {
-            "url": url,
-            "store": store,
+        given = {
             "workers": workers,
             "lease_seconds": lease_seconds,
             "poll_interval": poll_interval,
             "migrate": migrate,
-            "hooks": tuple(hooks),
             "prefix": prefix,
             "owner": owner,
             "archive_after": archive_after,
             "delete_archived_after": delete_archived_after,
-            "broker": broker,
+            "broker_url": broker if isinstance(broker, str) else None,
         }
+        if settings is not None:
+            given = {**settings.model_dump(), **{k: v for k, v in given.items() if v is not None}}
+        #: Every setting, checked: the arguments given, else ``SAGAKIT_*``, else defaults.
+        self.settings = RuntimeSettings.build(**given)
+        config = self.settings
+        #: What this Runtime was built from, so ``replace`` can build a variant of it.
+        self._config: dict[str, Any] = {
+            "url": url,
+            "store": store,
+            "hooks": tuple(hooks),
+            "broker": broker if isinstance(broker, Broker) else None,
+            "settings": config,
+        }
+        prefix, owner = config.prefix, config.owner
+        lease_seconds = config.lease_seconds
         self.store = store or open_store(url, prefix=prefix)
         self.sagas: dict[str, Saga] = saga_registry(sagas)
         self.owner = owner or new_owner_id()
         self.hooks = HookChain(hooks)
         self.leases = LeaseKeeper(self.store, self.owner, lease_seconds)
-        self.workers = workers
-        self.poll_interval = poll_interval
-        self.migrate = migrate
-        self.archive_after = archive_after
-        self.delete_archived_after = delete_archived_after
+        self.workers = config.workers
+        self.poll_interval = config.poll_interval
+        self.migrate = config.migrate
+        self.archive_after = config.archive_after
+        self.delete_archived_after = config.delete_archived_after
         self.worker: Worker | None = None
         self._worker_task: asyncio.Task[Any] | None = None
         #: Where published messages go; the relay runs beside the worker (``workers`` > 0).
-        self.broker = broker_from(broker) if broker is not None else None
+        chosen = broker if isinstance(broker, Broker) else config.broker_url
+        self.broker = broker_from(chosen) if chosen is not None else None
         self.relay: Relay | None = None
         self._relay_task: asyncio.Task[Any] | None = None
         self._subscriptions: list[Subscription] = []
@@ -119,15 +123,23 @@ class Runtime(SagaQueries):
         """
         if self._opened:
             raise ConfigurationError("replace() builds a new Runtime from an unopened one")
-        unknown = set(changes) - set(self._config) - {"sagas"}
+        settable = {"url", "store", "hooks", "broker", "sagas", *RuntimeSettings.model_fields}
+        unknown = set(changes) - settable
         if unknown:
             raise ConfigurationError(
                 f"Runtime has no setting {sorted(unknown)[0]!r}; "
-                f"settings: {', '.join(sorted(self._config))}"
+                f"settings: {', '.join(sorted(settable - {'sagas'}))}"
             )
-        config = {**self._config, "sagas": list(self.sagas.values()), **changes}
+        config: dict[str, Any] = {**self._config, "sagas": list(self.sagas.values())}
         if changes.get("url") is not None:
             config["store"] = None
+        if isinstance(changes.get("broker"), str):
+            changes = {**changes, "broker_url": changes.pop("broker")}
+            config["broker"] = None
+        overrides = {k: v for k, v in changes.items() if k in RuntimeSettings.model_fields}
+        if overrides:
+            config["settings"] = self.settings.model_copy(update=overrides)
+        config.update({k: v for k, v in changes.items() if k not in RuntimeSettings.model_fields})
         return Runtime(**config)
 
     # -- lifecycle ------------------------------------------------------------------------

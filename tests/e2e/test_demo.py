@@ -41,6 +41,15 @@ def test_demo_completes_one_purchase_and_compensates_the_declined_one(tmp_path: 
         "compensation_completed create_order"
     )
     assert "saga_compensated" in bad
+    # what the steps published reached the consumer through the relay
+    for line in (
+        "received orders.created {'order_id': 'ord-order-42', 'user_id': 1} (order-42)",
+        "received payments.captured {'order_id': 'ord-order-42', 'cents': 1999} (order-42)",
+        "received orders.activated {'order_id': 'ord-order-42'} (order-42)",
+        "received orders.cancelled {'order_id': 'ord-order-43'} (order-43)",
+    ):
+        assert line in out
+    assert "messages received: 5" in out
 
 
 def test_demo_run_twice_returns_the_stored_sagas_without_running_again(tmp_path: Path) -> None:

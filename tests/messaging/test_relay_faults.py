@@ -37,7 +37,7 @@ def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
 
 
-def spawn_relay(db: str, exchange: str, out: Path) -> subprocess.Popen[bytes]:
+def spawn_relay(db: str, exchange: str, out: Path, *args: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "RELAY_DB": db,
@@ -46,7 +46,7 @@ def spawn_relay(db: str, exchange: str, out: Path) -> subprocess.Popen[bytes]:
     }
     argv = ["-m", "sagakit", "relay", "--app", "relayapp:runtime", "--batch", "50"]
     return subprocess.Popen(
-        [sys.executable, *argv, "--claim-seconds", "2"],
+        [sys.executable, *argv, "--claim-seconds", "2", *args],
         env=env,
         stdout=out.open("ab"),
         stderr=subprocess.STDOUT,

@@ -16,6 +16,7 @@ def order_saga() -> sk.Saga:
 
     @saga.step(compensation_retry=FAST)
     async def reserve(ctx: sk.StepContext) -> dict[str, object]:
+        ctx.publish("stock.reserved", {"n": ctx.get("n"), "note": "<i>kept</i>"})
         return {"reserved": True}
 
     @reserve.compensation

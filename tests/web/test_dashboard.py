@@ -53,6 +53,28 @@ async def test_saga_page_draws_the_timeline(client: httpx.AsyncClient, runtime: 
     assert (await client.get("/sagas/nope")).status_code == 404
 
 
+async def test_saga_page_shows_its_messages_and_their_delivery(
+    client: httpx.AsyncClient, runtime: sk.Runtime
+) -> None:
+    await populate(runtime)
+    # Given one message published (the broker confirmed it) and one dead
+    from sagakit.store.records import OutboxQuery, utcnow
+
+    rows = {m.saga_id: m for m in await runtime.store.list_outbox(OutboxQuery())}
+    await runtime.store.outbox_published([rows["ok-1"].id or 0], at=utcnow())
+    await runtime.store.outbox_failed(
+        rows["undone-2"].id or 0, error="no <route>", retry_at=None, now=utcnow()
+    )
+    # I expect each saga's page to say where its message is
+    ok = (await client.get("/sagas/ok-1")).text
+    assert "<h2>Messages</h2>" in ok and "stock.reserved" in ok
+    assert 'class="msg-published"' in ok and rows["ok-1"].message_id in ok
+    assert "&lt;i&gt;kept&lt;/i&gt;" in ok  # the payload escaped
+    dead = (await client.get("/sagas/undone-2")).text
+    assert 'class="msg-dead"' in dead and "no &lt;route&gt;" in dead
+    assert "sagakit outbox retry" in dead
+
+
 async def test_context_values_are_escaped(client: httpx.AsyncClient, runtime: sk.Runtime) -> None:
     await runtime.run("order", {"note": XSS, XSS: 1}, saga_id=f"x{XSS}")
     page = await client.get("/sagas/x%3Cscript%3Ewindow.pwned%3D1%3C%2Fscript%3E")

@@ -33,6 +33,14 @@ def relay(
     max_attempts: Annotated[
         int, typer.Option(min=1, help="Attempts before a refused message is dead.")
     ] = 10,
+    poll: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="Longest pause between looks at the outbox, seconds (PostgreSQL wakes the "
+            "relay at each commit; elsewhere this is how late another process's message is).",
+        ),
+    ] = 1.0,
     claim_seconds: Annotated[
         float,
         typer.Option(
@@ -72,6 +80,7 @@ def relay(
                 batch=batch,
                 max_attempts=max_attempts,
                 claim_seconds=claim_seconds,
+                poll_interval=poll,
                 hooks=runtime.hooks,
             )
             stopping.attach(worker.stop)

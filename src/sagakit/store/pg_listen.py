@@ -1,4 +1,4 @@
-"""LISTEN on PostgreSQL for new sagas, on a connection that is reopened whenever it dies."""
+"""LISTEN on PostgreSQL (new sagas, new outbox messages), on a connection reopened whenever it dies."""
 
 from __future__ import annotations
 
@@ -40,8 +40,10 @@ class Listener:
         *,
         description: str,
         connect_args: dict[str, Any],
+        purpose: str = "new sagas",
     ) -> None:
         self.dsn = listen_dsn(url)
+        self.purpose = purpose
         self.channel = channel
         self.callback = callback
         self.description = description
@@ -79,7 +81,9 @@ class Listener:
         await conn.add_listener(self.channel, lambda *_: self.callback())
         self._conn = conn
         self.connections += 1
-        log.info("listening for new sagas on %s (channel %s)", self.description, self.channel)
+        log.info(
+            "listening for %s on %s (channel %s)", self.purpose, self.description, self.channel
+        )
         return lost
 
     async def _supervise(self, lost: asyncio.Future[None]) -> None:

@@ -60,21 +60,40 @@ class PostgresStore(SqlStore):
             if found.first() is None:
                 await conn.execute(text(f'CREATE SCHEMA "{self.tables.schema}"'))
 
+    @property
+    def outbox_channel(self) -> str:
+        """The NOTIFY channel on which committed outbox messages are announced to relays."""
+        return f"{self.channel}_outbox"
+
     def _after_batch(self, conn: Connection, applied: list[_Write]) -> None:
         pending = SagaStatus.PENDING.value
         if any(w.expected_version is None and w.params["status"] == pending for w in applied):
             # delivered at commit, so a listener never sees a saga that is not there yet
             conn.execute(text("SELECT pg_notify(:c, '')"), {"c": self.channel})
+        if any(w.outbox for w in applied):
+            conn.execute(text("SELECT pg_notify(:c, '')"), {"c": self.outbox_channel})
 
     #: Connect arguments (timeout, server settings) the listener shares with the pool.
     connect_args: dict[str, Any] = {}
 
     async def subscribe(self, callback: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
         """Call ``callback`` whenever a saga is started anywhere; return the unsubscriber."""
+        return await self._listen(self.channel, callback, "new sagas")
+
+    async def listen_outbox(
+        self, callback: Callable[[], None]
+    ) -> Callable[[], Awaitable[None]] | None:
+        """Call ``callback`` whenever any process commits outbox messages."""
+        return await self._listen(self.outbox_channel, callback, "outbox messages")
+
+    async def _listen(
+        self, channel: str, callback: Callable[[], None], purpose: str
+    ) -> Callable[[], Awaitable[None]] | None:
         listener = Listener(
             self.engine.url,
-            self.channel,
+            channel,
             callback,
+            purpose=purpose,
             description=self.description,
             connect_args=self.connect_args,
         )

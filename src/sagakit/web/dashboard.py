@@ -17,7 +17,7 @@ from ..admin.operator import Action, applicable
 from ..errors import SagaNotFound
 from ..runtime import Runtime
 from ..status import SagaStatus
-from ..store.records import SagaQuery
+from ..store.records import OutboxQuery, SagaQuery
 from .inputs import InputError, check_text
 from .queries import SagaFilter, find_sagas
 from .security import ApiProblem, Caller, bearer, reader
@@ -172,7 +172,7 @@ async def saga_list(
 
 @router.get("/sagas/{saga_id:path}", response_class=HTMLResponse, name="saga_page")
 async def saga_page(request: Request, saga_id: str, runtime: RuntimeDep) -> Response:
-    """One saga: context, timeline of attempts and compensations, history, actions."""
+    """One saga: context, timeline, the messages it published and their delivery, history."""
     if isinstance(denied := await page_reader(request), Response):
         return denied
     try:
@@ -180,11 +180,13 @@ async def saga_page(request: Request, saga_id: str, runtime: RuntimeDep) -> Resp
     except (SagaNotFound, InputError) as e:
         return render(request, "message.html", 404, title="No such saga", message=str(e))
     events = await runtime.store.events(record.id)
+    messages = await runtime.store.list_outbox(OutboxQuery(saga_id=record.id, limit=200))
     return render(
         request,
         "saga.html",
         saga=record,
         events=events,
+        messages=list(reversed(messages)),  # in the order the saga wrote them
         timeline=build_timeline(events),
         live=not record.is_terminal,
         actions=[a.value for a in applicable(record)],

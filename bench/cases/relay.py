@@ -1,0 +1,151 @@
+"""The relay: outbox messages per second to RabbitMQ with confirms, against raw aio-pika.
+
+``relay.floor`` publishes ``messages`` with aio-pika alone (confirms on, ``mandatory``,
+persistent, 100 awaited at once: what the relay's batch does). ``relay.throughput`` has
+``messages`` waiting in the outbox (written by sagas first, not timed) and times one
+relay draining them. ``relay.latency`` runs sagas one after another with the relay
+running and reads, per message, commit to broker confirm (``published_at`` minus the
+step's ``created_at``) from the outbox rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+import uuid
+from typing import Any
+
+import sagakit as sk
+from bench.context import CaseContext
+from sagakit.messaging import Relay
+from sagakit.store.records import OutboxQuery
+
+AMQP_URL = os.environ.get("SAGAKIT_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
+BATCH = 100
+
+
+def _publishing_saga(per_saga: int) -> sk.Saga:
+    saga = sk.Saga("bench_publish")
+
+    @saga.step
+    async def announce(ctx: sk.StepContext) -> None:
+        for n in range(per_saga):
+            ctx.publish("bench.event", {"saga": ctx.saga_id, "n": n, "pad": "x" * 200})
+
+    return saga
+
+
+async def _bound_exchange() -> tuple[Any, str]:
+    """A fresh exchange with a queue bound to every topic (deleted at the end)."""
+    import aio_pika
+
+    connection = await aio_pika.connect(AMQP_URL)
+    channel = await connection.channel()
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+    queue = await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
+    await queue.bind(exchange, routing_key="#")
+    return connection, name
+
+
+async def _drop(connection: Any, name: str) -> None:
+    channel = await connection.channel()
+    await channel.queue_delete(name)
+    await channel.exchange_delete(name)
+    await connection.close()
+
+
+async def relay_floor(ctx: CaseContext) -> dict[str, Any]:
+    """Raw aio-pika: ``messages`` confirmed publishes, ``BATCH`` in flight at a time."""
+    import aio_pika
+
+    n = ctx.number("messages")
+    connection, name = await _bound_exchange()
+    try:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange = await channel.get_exchange(name)
+        body = b'{"saga":"s","n":0,"pad":"' + b"x" * 200 + b'"}'
+        t0 = time.perf_counter()
+        for start in range(0, n, BATCH):
+            await asyncio.gather(
+                *(
+                    exchange.publish(
+                        aio_pika.Message(
+                            body,
+                            message_id=uuid.uuid4().hex,
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                            content_type="application/json",
+                        ),
+                        routing_key="bench.event",
+                        mandatory=True,
+                    )
+                    for _ in range(min(BATCH, n - start))
+                )
+            )
+        seconds = time.perf_counter() - t0
+    finally:
+        await _drop(connection, name)
+    return {"messages": n, "seconds": round(seconds, 3), "messages_per_s": round(n / seconds, 1)}
+
+
+async def relay_throughput(ctx: CaseContext) -> dict[str, Any]:
+    """One relay draining ``messages`` outbox rows (``per_saga`` per saga) to RabbitMQ."""
+    n, per_saga = ctx.number("messages"), ctx.number("per_saga")
+    db = ctx.database("relay")
+    connection, name = await _bound_exchange()
+    broker = sk.RabbitMQ(AMQP_URL, exchange=name)
+    try:
+        async with sk.Runtime(db.sagakit_url, sagas=[_publishing_saga(per_saga)], workers=16) as rt:
+            sagas = n // per_saga
+            for start in range(0, sagas, 200):
+                await asyncio.gather(
+                    *(rt.start("bench_publish") for _ in range(min(200, sagas - start)))
+                )
+            while (await rt.store.outbox_backlog()).pending < sagas * per_saga:
+                await asyncio.sleep(0.05)
+            relay = Relay(rt.store, broker, owner="bench", batch=BATCH)
+            t0 = time.perf_counter()
+            counters = await relay.run(burst=True)
+            seconds = time.perf_counter() - t0
+    finally:
+        await broker.close()
+        await _drop(connection, name)
+    published = counters.published
+    return {
+        "messages": published,
+        "per_saga": per_saga,
+        "seconds": round(seconds, 3),
+        "messages_per_s": round(published / seconds, 1),
+    }
+
+
+async def relay_latency(ctx: CaseContext) -> dict[str, Any]:
+    """Sequential sagas with the relay running: commit to confirm, per message."""
+    n = ctx.number("sagas")
+    db = ctx.database("relay_latency")
+    connection, name = await _bound_exchange()
+    broker = sk.RabbitMQ(AMQP_URL, exchange=name)
+    try:
+        async with sk.Runtime(
+            db.sagakit_url, sagas=[_publishing_saga(1)], broker=broker, workers=1
+        ) as rt:
+            for _ in range(n):
+                await rt.run("bench_publish")
+            while (await rt.store.outbox_backlog()).pending:
+                await asyncio.sleep(0.01)
+            rows = await rt.store.list_outbox(OutboxQuery(limit=n + 10))
+    finally:
+        await _drop(connection, name)
+    ms = sorted(
+        (m.published_at - m.created_at).total_seconds() * 1000
+        for m in rows
+        if m.published_at is not None
+    )
+    return {
+        "messages": len(ms),
+        "p50_ms": round(statistics.median(ms), 2),
+        "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
+        "max_ms": round(ms[-1], 2),
+    }
