@@ -10,7 +10,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
-from .errors import ConfigurationError, SagaNotFound, SagaTimeout, UnknownSagaType
+from .errors import ConfigurationError, UnknownSagaType
 from .hooks import HookChain, SagaHooks
 from .leases import LeaseKeeper
 from .messaging.broker import Broker, Handler
@@ -375,37 +375,3 @@ class Runtime(SagaQueries):
                 "the Runtime is not open; use `async with Runtime(...) as rt:` or "
                 "`await rt.open()` first"
             )
-
-    async def wait(self, saga_id: str, timeout: float | None = None) -> SagaRecord:
-        """Wait until the saga is terminal (or paused) and return it.
-
-        Raise ``SagaTimeout`` after ``timeout`` seconds; the saga itself goes on.
-        """
-        self._require_open()
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        interval = 0.01
-        while True:
-            record = await self.store.get(saga_id)
-            if record is None:
-                raise SagaNotFound(f"no saga with id {saga_id!r}")
-            if record.is_terminal or record.status == SagaStatus.PAUSED:
-                return record
-            if deadline is not None and loop.time() >= deadline:
-                raise SagaTimeout(self._still_running(record, timeout))
-            waiter = self._finished.setdefault(saga_id, asyncio.Event())
-            pause = interval if deadline is None else min(interval, deadline - loop.time())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.wait(), max(pause, 0))
-            interval = min(interval * 2, self.poll_interval)
-
-    def _still_running(self, record: SagaRecord, timeout: float | None) -> str:
-        message = f"saga {record.id!r} is still {record.status.value} after {timeout}s"
-        if self.worker is None:
-            message += (
-                "; no worker runs in this process (Runtime(workers=0)), so only another "
-                "process's worker (`sagakit worker`) can advance it"
-            )
-        if record.lease_owner and record.lease_owner != self.owner:
-            message += f"; leased by {record.lease_owner} until {record.lease_expires_at}"
-        return message

@@ -6,13 +6,15 @@ sagas through its store, and apply operator actions through the one write path.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from .admin.operator import Action, apply_action
-from .errors import ConfigurationError, SagaNotFound
+from .errors import ConfigurationError, SagaNotFound, SagaTimeout
 from .status import SagaStatus
 from .store.base import SagaStore
 from .store.records import SagaEvent, SagaQuery, SagaRecord
@@ -24,6 +26,9 @@ class SagaQueries:
 
     store: SagaStore
     worker: Worker | None
+    owner: str
+    poll_interval: float
+    _finished: dict[str, asyncio.Event]
 
     def _require_open(self) -> None:
         raise NotImplementedError
@@ -32,6 +37,40 @@ class SagaQueries:
         raise NotImplementedError
 
     # -- reading --------------------------------------------------------------------------
+
+    async def wait(self, saga_id: str, timeout: float | None = None) -> SagaRecord:
+        """Wait until the saga is terminal (or paused) and return it.
+
+        Raise ``SagaTimeout`` after ``timeout`` seconds; the saga itself goes on.
+        """
+        self._require_open()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        interval = 0.01
+        while True:
+            record = await self.store.get(saga_id)
+            if record is None:
+                raise SagaNotFound(f"no saga with id {saga_id!r}")
+            if record.is_terminal or record.status == SagaStatus.PAUSED:
+                return record
+            if deadline is not None and loop.time() >= deadline:
+                raise SagaTimeout(self._still_running(record, timeout))
+            waiter = self._finished.setdefault(saga_id, asyncio.Event())
+            pause = interval if deadline is None else min(interval, deadline - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.wait(), max(pause, 0))
+            interval = min(interval * 2, self.poll_interval)
+
+    def _still_running(self, record: SagaRecord, timeout: float | None) -> str:
+        message = f"saga {record.id!r} is still {record.status.value} after {timeout}s"
+        if self.worker is None:
+            message += (
+                "; no worker runs in this process (Runtime(workers=0)), so only another "
+                "process's worker (`sagakit worker`) can advance it"
+            )
+        if record.lease_owner and record.lease_owner != self.owner:
+            message += f"; leased by {record.lease_owner} until {record.lease_expires_at}"
+        return message
 
     async def get(self, saga_id: str) -> SagaRecord:
         """Return the saga with id ``saga_id``; raise ``SagaNotFound`` if there is none."""
