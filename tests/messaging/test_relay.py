@@ -145,3 +145,28 @@ def test_a_broker_setting_that_is_not_a_broker_is_refused() -> None:
         sk.Runtime("memory://", broker="localhost:5672")
     with pytest.raises(sk.ConfigurationError, match="scheme 'kafka' is not supported"):
         sk.Runtime("memory://", broker="kafka://localhost")
+
+
+async def test_an_unexpected_store_error_does_not_stop_the_relay() -> None:
+    class OnceBroken(sk.MemoryStore):
+        broken = True
+
+        async def claim_outbox(self, *args: Any, **kwargs: Any) -> Any:
+            if self.broken:
+                self.broken = False
+                raise sk.StoreError("the claim query failed")
+            return await super().claim_outbox(*args, **kwargs)
+
+    broker = MemoryBroker()
+    store = OnceBroken()
+    async with sk.Runtime(store=store, sagas=[publishing_saga()], workers=1) as rt:
+        await rt.run("pub", {"topic": "x"}, saga_id="u")
+        relay = Relay(rt.store, broker, owner="relay-1", poll_interval=0.05)
+        task = asyncio.create_task(relay.run())
+        try:
+            # I expect the relay to log the failure, wait, and go on publishing
+            await until(lambda: len(broker.published) == 3, "the messages after the failure")
+            assert not store.broken
+        finally:
+            relay.stop()
+            await task

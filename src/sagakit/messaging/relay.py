@@ -92,6 +92,11 @@ class Relay:
                     log.warning("relay: %s; retrying in %.1fs", e, wait)
                     await self._sleep(wait)
                     continue
+                except Exception:  # a relay that stops silently would strand every message
+                    wait = OUTAGE_BACKOFF[-1]
+                    log.exception("relay: unexpected failure; retrying in %.1fs", wait)
+                    await self._sleep(wait)
+                    continue
                 if sent:
                     continue
                 if burst:  # nothing due now: what waits for a retry is left for later
