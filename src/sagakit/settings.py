@@ -26,9 +26,7 @@ class RuntimeSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SAGAKIT_", extra="ignore", frozen=True)
 
-    workers: int = Field(
-        DEFAULT_WORKERS, ge=0, strict=False, description="sagas run at once; 0: none here"
-    )
+    workers: int = Field(DEFAULT_WORKERS, ge=0, description="sagas run at once; 0: none here")
     lease_seconds: float = Field(30.0, gt=0, description="how long a claimed saga is ours")
     poll_interval: float = Field(1.0, gt=0, description="longest pause between polls, seconds")
     migrate: bool = Field(True, description="create or upgrade the schema on open")

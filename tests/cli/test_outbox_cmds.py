@@ -22,6 +22,21 @@ def published_by_sagas(url: str) -> None:
     asyncio.run(go())
 
 
+def relay_burst(url: str) -> None:
+    """``sagakit relay --burst`` on the in-process broker; it must succeed."""
+    code, out = cli(
+        "relay",
+        "--db",
+        url,
+        "--app",
+        "tests.cli.outboxapp:sagas",
+        "--broker",
+        "memory://",
+        "--burst",
+    )
+    assert code == 0, out
+
+
 def rows(out: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.splitlines()]
 
@@ -53,33 +68,13 @@ def test_list_dead_retry_and_relay(tmp_path: Path) -> None:
     code, out = cli("outbox", "list", "--db", url, "--state", "dead")
     assert code == 0 and "dead" in out and "┃ id ┃" in out  # the table (cells wrap at 80)
     # When the relay runs, the dead message and its saga's later one stay; the rest go
-    code, out = cli(
-        "relay",
-        "--db",
-        url,
-        "--app",
-        "tests.cli.outboxapp:sagas",
-        "--broker",
-        "memory://",
-        "--burst",
-    )
-    assert code == 0, out
+    relay_burst(url)
     code, out = cli("outbox", "list", "--db", url, "--state", "published", "--json")
     assert sorted(r["saga_id"] for r in rows(out)) == ["a1", "a1"]
     # and once retried, everything is published, in order
     code, out = cli("outbox", "retry", "--db", url, str(dead_id))
     assert code == 0 and "1 message(s) will be sent again" in out
-    code, out = cli(
-        "relay",
-        "--db",
-        url,
-        "--app",
-        "tests.cli.outboxapp:sagas",
-        "--broker",
-        "memory://",
-        "--burst",
-    )
-    assert code == 0, out
+    relay_burst(url)
     code, out = cli("outbox", "list", "--db", url, "--state", "pending", "--json")
     assert rows(out) == []
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ...errors import ConfigurationError
+from ...store.urls import redact
 from ..broker import Broker, BrokerUnavailable, Handler, PublishRefused
 from ..envelope import Envelope
 
@@ -22,14 +23,6 @@ log = logging.getLogger("sagakit.messaging")
 
 #: Waits between attempts to re-open a consumer's connection, seconds (the last repeats).
 _RECONNECT = (0.2, 0.5, 1.0, 2.0, 5.0)
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        userinfo, host = rest.rsplit("@", 1)
-        return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
-    return url
 
 
 class RabbitMQ(Broker):
@@ -53,7 +46,7 @@ class RabbitMQ(Broker):
         self.exchange_name = exchange
         self.confirm_timeout = confirm_timeout
         self.prefetch = prefetch
-        self.description = _redact(url)
+        self.description = redact(url)
         self._connection: Any = None
         self._exchange: Any = None
         self._lock = asyncio.Lock()

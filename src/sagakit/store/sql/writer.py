@@ -192,8 +192,7 @@ class GroupCommit(SqlCore):
             if messages:
                 conn.execute(self._insert_outbox, messages)
                 self.statements += 1
-            now = utcnow()
-            marks = [inbox_params(m, now) for w in applied for m in w.inbox]
+            marks = [inbox_params(m, utcnow()) for w in applied for m in w.inbox]
             if marks:
                 conn.execute(self._insert_inbox, marks)
                 self.statements += 1
