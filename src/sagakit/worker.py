@@ -21,6 +21,7 @@ from .leases import LeaseKeeper
 from .messaging.retention import MESSAGE_RETENTION, purge_messages
 from .orchestration.definition import Saga
 from .orchestration.engine import SagaExecutor
+from .quarantine import Company, Quarantine, company_of
 from .status import SagaStatus
 from .store.base import SagaStore
 from .store.records import SagaRecord, utcnow
@@ -129,9 +130,8 @@ class Worker:
         self.maintenance_interval = maintenance_interval
         self._next_maintenance = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
-        #: A saga whose last holder died running it, to run alone once nothing else runs.
-        self._wanted: str | None = None
-        self._solo: asyncio.Task[None] | None = None
+        #: Whom the running sagas may run beside (sagas whose worker died are suspects).
+        self._quarantine = Quarantine()
         self._wakeup = asyncio.Event()
         self._stopping = False
 
@@ -160,11 +160,11 @@ class Worker:
         try:
             while not self._stopping:
                 await self._maintain()
-                if await self._alone_first():
+                if self._quarantine.holds_claims(len(self._tasks)):
                     await self._sleep(self.poll_interval)  # wakes when a task ends
                     continue
                 claimed = await self._claim()
-                if burst and not claimed and not self._tasks and self._wanted is None:
+                if burst and not claimed and not self._tasks and not self._quarantine.waiting:
                     break
                 if claimed and len(self._tasks) < self.concurrency:
                     idle = self.poll_interval / 16
@@ -219,16 +219,25 @@ class Worker:
         free = self.concurrency - len(self._tasks)
         if free <= 0 or self._stopping:
             return 0
-        records = await self._lease(free, saga_types=self.sagas)
-        for record in records:
-            self.counters.claimed += 1
-            if not record.crashes:
-                self._start(record)
-                continue
-            # A suspect runs alone, so it is handed back and taken again once this worker
-            # is idle. Holding it while others run would charge it for their crash.
+        waiting = [] if self._tasks else self._quarantine.take_waiting(free)
+        if waiting:
+            records = await self._lease(len(waiting), saga_ids=waiting)
+        else:
+            records = await self._lease(free, saga_types=self.sagas)
+        start, back = self._quarantine.sort(records, len(self._tasks))
+        for record in back:
             await self._release(record)
-            self._wanted = self._wanted or record.id
+        for record in start:
+            self.counters.claimed += 1
+            if record.crashes:
+                log.info(
+                    "saga %s: its worker died running it %d time(s); running it %s",
+                    record.id,
+                    record.crashes,
+                    "alone" if company_of(record) is Company.ALONE else "in quarantine",
+                    extra={"saga_id": record.id, "saga_type": record.saga_type},
+                )
+            self._start(record)
         return len(records)
 
     def _start(self, record: SagaRecord) -> asyncio.Task[None]:
@@ -236,32 +245,6 @@ class Worker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-    async def _alone_first(self) -> bool:
-        """Run a saga whose last worker died with nothing beside it; True while it must.
-
-        If it kills this process too, no innocent saga dies with it, and the next worker
-        knows it was alone: only the saga that kills again is charged. While a suspect
-        waits for this worker to be idle, or runs, nothing else is claimed.
-        """
-        if self._solo is not None and not self._solo.done():
-            return True
-        self._solo = None
-        if self._wanted is None:
-            return False
-        if self._tasks:
-            return True  # let the running sagas finish first
-        wanted, self._wanted = self._wanted, None
-        records = await self._lease(1, saga_ids=[wanted])
-        for record in records:  # none: another worker took it, or it is not due
-            self.counters.claimed += 1
-            log.info(
-                "saga %s: its last worker died running it; running it alone",
-                record.id,
-                extra={"saga_id": record.id, "saga_type": record.saga_type},
-            )
-            self._solo = self._start(record)
-        return bool(records)
 
     async def _lease(self, limit: int, **which: Any) -> list[SagaRecord]:
         """Claim up to ``limit`` sagas (``which``: the store's claim filters); [] on failure."""

@@ -155,9 +155,10 @@ def test_poison_step_that_kills_its_worker_ends_compensated_after_its_retries(la
         time.sleep(LEASE * 1.1)
     saga = lab.saga("p")
     assert (saga.status, saga.reason) == (S.COMPENSATED, sk.Reason.ERROR)
-    assert lab.count("do", "s1") == 3  # the first death, then max_crashes=2 alone: no loop
+    # the first death, one in quarantine, then max_crashes=2 alone: no loop
+    assert lab.count("do", "s1") == 4
     assert lab.count("undone", "s0") == 1
-    assert "stopped its worker process 3 times, 2 of them while it ran alone" in (
+    assert "stopped its worker process 4 times, 2 of them while it ran alone" in (
         saga.error_message or ""
     )
     assert_consistent(lab, saga, STEPS)
@@ -286,7 +287,7 @@ def test_one_poison_saga_among_fifty_costs_its_neighbours_nothing(lab: Lab) -> N
     # I expect the poison saga stopped as its policy says, every other saga completed
     poison = lab.saga("poison")
     assert (poison.status, poison.reason) == (S.COMPENSATED, sk.Reason.ERROR)
-    assert lab.count("do", "s2", "poison") == 3
+    assert lab.count("do", "s2", "poison") == 4
     others = [r for r in lab.sagas() if r.id != "poison"]
     assert len(others) == 50
     assert {r.status for r in others} == {S.COMPLETED}, [

@@ -27,9 +27,10 @@ class Retry:
     Exceptions of a type in ``non_retryable`` fail the step at once.
 
     A worker process that dies while running the step costs no attempt. The saga is then
-    suspect and runs alone in the next worker until the step ends; ``max_crashes`` is
-    how many times more it may kill its worker while running alone before the step
-    counts as failed. So a poison step is stopped, and its neighbours keep their attempts.
+    suspect: it runs again in a quarantine group of suspects only, and if that worker
+    dies too, alone (see ``sagakit.quarantine``). ``max_crashes`` is how many times it
+    may kill its worker while running alone before the step counts as failed. So a
+    poison step is stopped, and its neighbours keep their attempts.
     """
 
     max_attempts: int = 3
@@ -46,10 +47,10 @@ class Retry:
                 f"Retry.max_attempts must be an int >= 1, got {self.max_attempts!r}; "
                 "use 1 for 'no retries'"
             )
-        if not isinstance(self.max_crashes, int) or self.max_crashes < 0:
+        if not isinstance(self.max_crashes, int) or self.max_crashes < 1:
             raise DefinitionError(
-                f"Retry.max_crashes must be an int >= 0, got {self.max_crashes!r}; "
-                "0 fails a step the first time it kills a worker while running alone"
+                f"Retry.max_crashes must be an int >= 1, got {self.max_crashes!r}; "
+                "1 fails a step the first time it kills a worker while running alone"
             )
         for name in ("backoff", "initial", "max_delay", "jitter"):
             value = getattr(self, name)

@@ -19,6 +19,7 @@ from ..errors import (
     StepTimeout,
 )
 from ..history import EventSpec, EventType
+from ..quarantine import DEATHS_BEFORE_ALONE
 from ..status import Reason, SagaStatus
 from ..store.records import OutboxMessage, SagaRecord, utcnow
 from .context import StepContext
@@ -114,7 +115,7 @@ class SagaExecutor(ExecutorBase):
         if rec.attempt > policy.max_attempts:
             await self._attempts_exhausted(rec, step, policy, compensation=compensation)
             return Flow.CONTINUE
-        if rec.crashes > policy.max_crashes:
+        if rec.crashes - DEATHS_BEFORE_ALONE >= policy.max_crashes:
             await self._crashed_too_often(rec, step, policy, compensation=compensation)
             return Flow.CONTINUE
         if not await self._wait_for_timer(rec):
@@ -331,8 +332,8 @@ class SagaExecutor(ExecutorBase):
     ) -> None:
         """The step killed its worker again while it ran alone: it is the poison, stop it."""
         why = (
-            f"stopped its worker process {rec.crashes} times, {rec.crashes - 1} of them "
-            f"while it ran alone (Retry.max_crashes={policy.max_crashes}); treated as "
+            f"stopped its worker process {rec.crashes} times, "
+            f"{rec.crashes - DEATHS_BEFORE_ALONE} of them while it ran alone (Retry.max_crashes={policy.max_crashes}); treated as "
             "failed so that it stops killing workers"
         )
         rec.crashes = 0
