@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 #: The groups ``--only`` can pick, in the order they run.
-GROUPS = ("floor", "sagakit", "dbos", "baseline", "recovery", "memory", "relay")
+GROUPS = ("floor", "sagakit", "dbos", "baseline", "recovery", "memory", "relay", "machines")
 
 #: sagakit in-flight levels; 64 matches the recovery worker's concurrency.
 SAGAKIT_IN_FLIGHT = (1, 16, 64, 256)
@@ -35,6 +35,8 @@ class Sizes:
     warmup: int
     relay_messages: int = 6000
     relay_latency_sagas: int = 300
+    machine_instances: int = 10_000
+    machine_hot_events: int = 2000
     #: SQLite journals DBOS runs on: "wal" (as sagakit) and "default" (as DBOS ships).
     dbos_journals: tuple[str, ...] = ("wal", "default")
 
@@ -71,6 +73,8 @@ QUICK = Sizes(
     warmup=10,
     relay_messages=600,
     relay_latency_sagas=50,
+    machine_instances=300,
+    machine_hot_events=200,
     dbos_journals=("wal",),
 )
 
@@ -195,6 +199,12 @@ def build_plan(sizes: Sizes, groups: tuple[str, ...], backend: str = "sqlite") -
         )
         latency = {"sagas": sizes.relay_latency_sagas}
         plan.append(CaseSpec("relay", "latency", "relay.latency", latency))
+    if "machines" in groups:
+        for k in (1, 64):
+            params = {"instances": sizes.machine_instances, "in_flight": k}
+            plan.append(CaseSpec("machines", f"events_in_flight_{k}", "machines.events", params))
+        hot = {"events": sizes.machine_hot_events, "tasks": 16}
+        plan.append(CaseSpec("machines", "hot_instance_16_tasks", "machines.hot", hot))
     if "floor" in groups and any(spec.group != "floor" for spec in plan):
         # The same floor again at the end: fsync cost drifts on shared disks, so the floor
         # used in ratios is the mean of both and the drift between them is reported.

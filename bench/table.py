@@ -132,6 +132,16 @@ def other_table(results: Results) -> str:
         else:
             text = f"{_fmt(case.get('messages_per_s'))} messages/s"
         rows.append(["relay", label, text, case.get("error", f"{case.get('messages')} messages")])
+    for label, case in results.get("machines", {}).items():
+        counters = case.get("store_counters") or {}
+        detail = (
+            f"{_fmt(counters.get('statements_per_event'))} writer statements, "
+            f"{_fmt(counters.get('commits_per_event'))} commits per event"
+            if counters
+            else f"{case.get('events')} events from {case.get('tasks')} tasks"
+        )
+        text = f"{_fmt(case.get('events_per_s'))} events/s"
+        rows.append(["machines", label, text, case.get("error", detail)])
     return render(["group", "case", "result", "detail"], rows)
 
 

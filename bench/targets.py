@@ -120,6 +120,18 @@ def ratios(results: Results) -> dict[str, Any]:
             _get(results, "relay", "throughput", "messages_per_s"),
             _get(results, "relay", "floor_aio_pika", "messages_per_s"),
         ),
+        "machine_events_1_vs_floor": ratio(
+            _get(results, "machines", "events_in_flight_1", "events_per_s"), floor
+        ),
+        "machine_events_64_vs_floor": ratio(
+            _get(results, "machines", "events_in_flight_64", "events_per_s"), floor
+        ),
+        "machine_hot_vs_floor": ratio(
+            _get(results, "machines", "hot_instance_16_tasks", "events_per_s"), floor
+        ),
+        "machine_events_vs_orchestrated_steps": ratio(
+            _get(results, "machines", "events_in_flight_1", "events_per_s"), seq_steps
+        ),
         "relay_commit_to_confirm_p50_ms": _get(results, "relay", "latency", "p50_ms"),
         "relay_commit_to_confirm_p99_ms": _get(results, "relay", "latency", "p99_ms"),
     }
@@ -198,6 +210,30 @@ def evaluate(results: Results, backend: str = "sqlite") -> list[Target]:
             0.7,
             r["relay_vs_raw_aio_pika"],
             "relay.throughput / relay.floor_aio_pika, RabbitMQ at 127.0.0.1",
+        ),
+        (
+            "machine_commits_per_event",
+            "<= 1.5 commits per state machine event (sequential, store counter)",
+            "<=",
+            1.5,
+            _get(results, "machines", "events_in_flight_1", "store_counters", "commits_per_event"),
+            "machines.events_in_flight_1 store counters (one event into an existing instance)",
+        ),
+        (
+            "machine_statements_per_event",
+            "<= 3 SQL statements per state machine event (sequential, SQL trace)",
+            "<=",
+            3.0,
+            _get(results, "machines", "events_in_flight_1", "sql_trace", "statements_per_event"),
+            "machines.events_in_flight_1 traced statements: read, update, history insert",
+        ),
+        (
+            "machine_events_vs_steps",
+            "state machine events/s >= 0.5x orchestrated steps/s (sequential)",
+            ">=",
+            0.5,
+            r["machine_events_vs_orchestrated_steps"],
+            "machines.events_in_flight_1 / sagakit.in_flight_1 steps/s",
         ),
         (
             "memory_flat",

@@ -8,6 +8,7 @@ from typing import Any
 from bench.cases.baseline import baseline_run
 from bench.cases.dbos_run import dbos_run
 from bench.cases.floor import floor_concurrent, floor_sequential
+from bench.cases.machines import machine_events, machine_hot
 from bench.cases.memory import memory
 from bench.cases.paired import step_cost_paired
 from bench.cases.recovery import recovery
@@ -23,6 +24,8 @@ CASES: dict[str, Callable[..., Any]] = {
     "baseline.run": baseline_run,
     "recovery": recovery,
     "memory": memory,
+    "machines.events": machine_events,
+    "machines.hot": machine_hot,
     "relay.floor": relay_floor,
     "relay.throughput": relay_throughput,
     "relay.latency": relay_latency,

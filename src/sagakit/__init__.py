@@ -22,10 +22,15 @@ from .errors import (
 )
 from .history import EventType
 from .hooks import SagaHooks
+from .machines.definition import State, StateMachine
+from .machines.instance import Instance
 from .messaging import Broker, Envelope, MemoryBroker, RabbitMQ
 from .orchestration.context import StepContext
-from .orchestration.definition import Retry, Saga, Step
+from .orchestration.definition import Saga
+from .orchestration.step import Retry, Step
+from .outcomes import Delivery, Outcome
 from .runtime import Runtime
+from .runtime_events import SendResult
 from .status import Reason, SagaStatus
 from .store import MemoryStore, SagaEvent, SagaRecord, SagaStore, open_store
 from .worker import Worker, WorkerCounters
@@ -38,6 +43,12 @@ __all__ = [
     "Saga",
     "Step",
     "StepContext",
+    "StateMachine",
+    "State",
+    "Instance",
+    "Delivery",
+    "Outcome",
+    "SendResult",
     # running
     "Action",
     "Runtime",

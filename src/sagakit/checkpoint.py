@@ -62,11 +62,13 @@ async def commit(
     events: list[EventSpec],
     outbox: list[OutboxMessage] | None = None,
     inbox: list[InboxMark] | None = None,
+    starts: list[tuple[SagaRecord, list[SagaEvent]]] | None = None,
 ) -> None:
     """Write ``rec`` and its new events as one checkpoint, bumping its version.
 
     ``outbox`` messages are written with it; ``inbox`` marks record the messages this
-    checkpoint applies (``DuplicateMessage`` if one was applied before: nothing written).
+    checkpoint applies (``DuplicateMessage`` if one was applied before: nothing written);
+    ``starts`` are new sagas created with it.
 
     A lost connection leaves the commit in doubt; retrying is safe because a commit that
     did land makes the retry fail the version check (``ConcurrencyError``) instead of
@@ -80,7 +82,7 @@ async def commit(
     for spec in events:
         rec.last_seq += 1
         rows.append(SagaEvent(saga_id=rec.id, seq=rec.last_seq, at=now, **spec))
-    checkpoint = Checkpoint(rec, expected, rows, outbox or (), inbox or ())
+    checkpoint = Checkpoint(rec, expected, rows, outbox or (), inbox or (), starts or ())
     conflicts = 0
     waits = iter((*_STORE_BACKOFF, None))
     while True:

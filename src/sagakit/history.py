@@ -29,6 +29,20 @@ class EventType(StrEnum):
     OPERATOR_CANCEL = "operator_cancel"
     OPERATOR_PAUSE = "operator_pause"
     OPERATOR_RESUME = "operator_resume"
+    #: The saga parked at a wait_for step until its event comes.
+    SAGA_WAITING = "saga_waiting"
+    #: State machines: an event changed the instance (``step`` is the event's name).
+    EVENT_APPLIED = "event_applied"
+    #: The current state has no handler for the event; the instance is unchanged.
+    EVENT_UNHANDLED = "event_unhandled"
+    #: The event was acknowledged without a handler, as the machine says.
+    EVENT_IGNORED = "event_ignored"
+    #: The handler raised past its retries; the event waits for ``sagakit redeliver``.
+    EVENT_FAULTED = "event_faulted"
+    #: The event was kept until the instance can apply it.
+    EVENT_HELD = "event_held"
+    #: The instance finished and left the active set.
+    INSTANCE_FINALIZED = "instance_finalized"
 
 
 class EventSpec(TypedDict, total=False):

@@ -48,6 +48,14 @@ class SagaHooks:
     def message_duplicate(self, consumer: str, message_id: str) -> None:
         """A consumer was given a message its inbox says it applied already."""
 
+    def event_delivered(
+        self, machine: str, event: str, state: str | None, outcome: str, conflicts: int
+    ) -> None:
+        """A state machine event had ``outcome`` (``applied``, ``unhandled``...) in ``state``.
+
+        ``conflicts``: writes another process won first, each retried.
+        """
+
 
 class HookChain(SagaHooks):
     """Calls several hooks in order, so metrics, tracing and logging can all listen.
@@ -95,3 +103,8 @@ class HookChain(SagaHooks):
 
     def message_duplicate(self, consumer: str, message_id: str) -> None:
         self._each("message_duplicate", consumer, message_id)
+
+    def event_delivered(
+        self, machine: str, event: str, state: str | None, outcome: str, conflicts: int
+    ) -> None:
+        self._each("event_delivered", machine, event, state, outcome, conflicts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -13,12 +13,16 @@ from typing import Any
 from .errors import ConfigurationError, UnknownSagaType
 from .hooks import HookChain, SagaHooks
 from .leases import LeaseKeeper
-from .messaging.broker import Broker, Handler
+from .machines.definition import StateMachine
+from .machines.delivery import MachineDelivery
+from .messaging.broker import Broker
 from .messaging.brokers import broker_from
-from .messaging.consumer import Consumer, Subscription, subscription
+from .messaging.consumer import Subscription
 from .messaging.relay import Relay
 from .orchestration.definition import Saga, saga_registry
 from .orchestration.engine import SagaExecutor
+from .runtime_events import split_definitions
+from .runtime_messaging import MessageRouting
 from .runtime_queries import SagaQueries
 from .settings import RuntimeSettings
 from .starting import new_record, started_event
@@ -31,7 +35,7 @@ from .worker import Worker, WorkerCounters, new_owner_id
 log = logging.getLogger("sagakit.runtime")
 
 
-class Runtime(SagaQueries):
+class Runtime(SagaQueries, MessageRouting):
     """Runs sagas against one store.
 
     ``async with Runtime("sqlite:///sagas.db", sagas=[...]) as rt`` opens the store
@@ -48,7 +52,7 @@ class Runtime(SagaQueries):
     def __init__(
         self,
         url: str | None = None,
-        sagas: Iterable[Saga] | Mapping[str, Saga] = (),
+        sagas: Iterable[Saga | StateMachine] | Mapping[str, Saga | StateMachine] = (),
         *,
         store: SagaStore | None = None,
         workers: int | None = None,
@@ -92,7 +96,16 @@ class Runtime(SagaQueries):
         prefix, owner = config.prefix, config.owner
         lease_seconds = config.lease_seconds
         self.store = store or open_store(url, prefix=prefix)
-        self.sagas: dict[str, Saga] = saga_registry(sagas)
+        orchestrated, machines = split_definitions(sagas)
+        self.sagas: dict[str, Saga] = saga_registry(orchestrated)
+        #: State machines (``Runtime.send`` delivers events to them), by name.
+        self.machines: dict[str, StateMachine] = machines
+        both = set(self.sagas) & set(machines)
+        if both:
+            raise ConfigurationError(
+                f"{sorted(both)[0]!r} names both a saga and a state machine; names must be unique"
+            )
+        self._deliveries: dict[str, MachineDelivery] = {}
         self.owner = owner or new_owner_id()
         self.hooks = HookChain(hooks)
         self.leases = LeaseKeeper(self.store, self.owner, lease_seconds)
@@ -130,7 +143,10 @@ class Runtime(SagaQueries):
                 f"Runtime has no setting {sorted(unknown)[0]!r}; "
                 f"settings: {', '.join(sorted(settable - {'sagas'}))}"
             )
-        config: dict[str, Any] = {**self._config, "sagas": list(self.sagas.values())}
+        config: dict[str, Any] = {
+            **self._config,
+            "sagas": [*self.sagas.values(), *self.machines.values()],
+        }
         if changes.get("url") is not None:
             config["store"] = None
         if isinstance(changes.get("broker"), str):
@@ -170,6 +186,7 @@ class Runtime(SagaQueries):
                 on_finished=self._notify,
                 archive_after=self.archive_after,
                 delete_archived_after=self.delete_archived_after,
+                machines=self.machines,
             )
             if background:
                 self._worker_task = asyncio.create_task(self.worker.run(), name="sagakit-worker")
@@ -236,36 +253,6 @@ class Runtime(SagaQueries):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-    async def consume(
-        self,
-        topics: str | Sequence[str],
-        handler: Handler,
-        *,
-        queue: str | None = None,
-        max_deliveries: int = 5,
-    ) -> None:
-        """Call ``handler(envelope)`` for each message of ``topics``, once per message id.
-
-        Messages come from the durable queue ``queue`` (default: the handler's module and
-        name), bound to ``topics`` (``*`` one word, ``#`` any). A handler that raises gets
-        the message again, up to ``max_deliveries``, then it goes to ``<queue>.dead``.
-        """
-        sub = subscription(topics, handler, queue=queue, max_deliveries=max_deliveries)
-        if self.broker is None:
-            raise ConfigurationError("consume() needs a broker: Runtime(..., broker=URL)")
-        self._subscriptions.append(sub)
-        if self._opened:
-            await self._subscribe(sub)
-
-    async def _subscribe(self, sub: Subscription) -> None:
-        assert self.broker is not None
-        consumer = Consumer(self.store, sub.queue, sub.handler, self.hooks)
-        self._unsubscribe.append(
-            await self.broker.consume(
-                sub.queue, sub.topics, consumer, max_deliveries=sub.max_deliveries
-            )
-        )
 
     def register(self, saga: Saga) -> Saga:
         """Add a saga definition (before ``open`` if a background worker should run it)."""

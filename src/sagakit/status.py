@@ -17,6 +17,8 @@ class SagaStatus(StrEnum):
     COMPENSATED = "COMPENSATED"  #: every completed step was undone (terminal)
     FAILED = "FAILED"  #: a compensation failed past its retries; a person must act
     PAUSED = "PAUSED"  #: held by an operator or by a changed definition
+    ACTIVE = "ACTIVE"  #: a state machine instance, waiting for its next event
+    WAITING = "WAITING"  #: parked at a wait_for step until its event (or its deadline)
 
     @property
     def is_terminal(self) -> bool:
@@ -66,6 +68,14 @@ TRANSITIONS: frozenset[tuple[SagaStatus, SagaStatus]] = frozenset(
         (_S.PAUSED, _S.RUNNING),
         (_S.PAUSED, _S.COMPENSATING),
         (_S.FAILED, _S.COMPENSATING),  # operator retry/compensate resumes the rollback
+        (_S.ACTIVE, _S.COMPLETED),  # a state machine instance finalized
+        (_S.ACTIVE, _S.PAUSED),
+        (_S.PAUSED, _S.ACTIVE),
+        (_S.RUNNING, _S.WAITING),
+        (_S.WAITING, _S.RUNNING),
+        (_S.WAITING, _S.COMPENSATING),  # cancelled while waiting
+        (_S.WAITING, _S.PAUSED),
+        (_S.PAUSED, _S.WAITING),
     }
 )
 

@@ -18,9 +18,13 @@ from typing import Any, Protocol
 from .errors import StoreError, StoreUnavailable
 from .hooks import HookChain, SagaHooks
 from .leases import LeaseKeeper
+from .machines.definition import StateMachine
+from .machines.delivery import MachineDelivery
+from .machines.schedules import ScheduleRunner
 from .messaging.retention import MESSAGE_RETENTION, purge_messages
 from .orchestration.definition import Saga
 from .orchestration.engine import SagaExecutor
+from .orchestration.waits import wait_steps
 from .quarantine import Company, Quarantine, company_of
 from .status import SagaStatus
 from .store.base import SagaStore
@@ -97,6 +101,7 @@ class Worker:
         delete_archived_after: timedelta | None = None,
         message_retention: timedelta | None = MESSAGE_RETENTION,
         maintenance_interval: float = 60.0,
+        machines: Mapping[str, StateMachine] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -122,6 +127,16 @@ class Worker:
             )
             for name, saga in self.sagas.items()
         }
+        #: State machines whose due schedules this worker fires.
+        self.machines = dict(machines or {})
+        #: Types whose parked rows have a due time: machines, and sagas with wait steps.
+        self._due_types = [
+            *self.machines,
+            *(n for n, s in self.sagas.items() if wait_steps(s.steps)),
+        ]
+        for name, machine in self.machines.items():
+            delivery = MachineDelivery(store, machine, self.sagas, chain)
+            self._runners[name] = ScheduleRunner(store, delivery, owner=self.owner)
         self._on_finished = on_finished
         #: Retention: archive finished sagas after this long, delete archived ones after that.
         self.archive_after = archive_after
@@ -180,11 +195,12 @@ class Worker:
 
     async def _maintain(self) -> None:
         """Apply the retention policy now and then (cheap, idempotent, any worker may)."""
+        own = {n: m.archive_after for n, m in self.machines.items() if m.archive_after is not None}
         if (self.archive_after, self.delete_archived_after, self.message_retention) == (
             None,
             None,
             None,
-        ):
+        ) and not own:
             return
         loop = asyncio.get_running_loop()
         if loop.time() < self._next_maintenance:
@@ -198,6 +214,12 @@ class Worker:
                 )
                 if archived:
                     log.info("archived %d finished sagas", archived)
+            for name, after in own.items():  # machines that say how long to keep instances
+                archived = await self.store.archive(
+                    finished_before=now - after, now=now, saga_types=[name]
+                )
+                if archived:
+                    log.info("archived %d finalized %s instances", archived, name)
             if self.delete_archived_after is not None:
                 deleted = await self.store.purge(archived_before=now - self.delete_archived_after)
                 if deleted:
@@ -238,6 +260,17 @@ class Worker:
                     extra={"saga_id": record.id, "saga_type": record.saga_type},
                 )
             self._start(record)
+        return len(records) + await self._claim_due()
+
+    async def _claim_due(self) -> int:
+        """Lease instances with a schedule due, into the slots left (state machines)."""
+        free = self.concurrency - len(self._tasks)
+        if not self._due_types or free <= 0 or self._quarantine.holds_claims(len(self._tasks)):
+            return 0
+        records = await self._lease(free, due=True)
+        for record in records:
+            self.counters.claimed += 1
+            self._start(record)
         return len(records)
 
     def _start(self, record: SagaRecord) -> asyncio.Task[None]:
@@ -246,10 +279,21 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _lease(self, limit: int, **which: Any) -> list[SagaRecord]:
-        """Claim up to ``limit`` sagas (``which``: the store's claim filters); [] on failure."""
+    async def _lease(self, limit: int, *, due: bool = False, **which: Any) -> list[SagaRecord]:
+        """Claim up to ``limit`` sagas (``which``: the store's claim filters); [] on failure.
+
+        ``due``: instead, state machine instances whose next schedule is due.
+        """
         now = utcnow()
         try:
+            if due:
+                return await self.store.claim_due(
+                    self.owner,
+                    now=now,
+                    lease_until=now + self.leases.lease_until(),
+                    limit=limit,
+                    saga_types=self._due_types,
+                )
             return await self.store.claim(
                 self.owner,
                 now=now,

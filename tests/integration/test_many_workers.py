@@ -87,7 +87,8 @@ def test_four_workers_500_sagas_two_killed_on_mariadb(mariadb_lab: Lab) -> None:
 
 
 def test_killed_connections_are_survived(pg_lab: Lab) -> None:
-    pg_lab.start("crashy", {f"c{i}": {"sleep": {s: 0.05 for s in STEPS}} for i in range(60)})
+    # steps long enough (60 sagas x 1 s / 16 slots) that every kill meets running sagas
+    pg_lab.start("crashy", {f"c{i}": {"sleep": {s: 0.25 for s in STEPS}} for i in range(60)})
     workers = [pg_lab.spawn("--concurrency", "8") for _ in range(2)]
     for _ in range(4):
         time.sleep(1.0)

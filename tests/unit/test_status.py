@@ -14,12 +14,16 @@ S = SagaStatus
 #: The lifecycle as DESIGN.md states it, written out independently of the table.
 EXPECTED = {
     S.PENDING: {S.RUNNING, S.COMPENSATING, S.PAUSED},
-    S.RUNNING: {S.COMPLETED, S.COMPENSATING, S.PAUSED},
+    S.RUNNING: {S.COMPLETED, S.COMPENSATING, S.PAUSED, S.WAITING},
     S.COMPENSATING: {S.COMPENSATED, S.FAILED, S.PAUSED},
     S.COMPLETED: set(),
     S.COMPENSATED: set(),
     S.FAILED: {S.COMPENSATING},
-    S.PAUSED: {S.PENDING, S.RUNNING, S.COMPENSATING},
+    S.PAUSED: {S.PENDING, S.RUNNING, S.COMPENSATING, S.ACTIVE, S.WAITING},
+    # a state machine instance lives ACTIVE until it is finalized
+    S.ACTIVE: {S.COMPLETED, S.PAUSED},
+    # a saga parked at a wait_for step: woken, compensated (timeout, cancel) or paused
+    S.WAITING: {S.RUNNING, S.COMPENSATING, S.PAUSED},
 }
 
 

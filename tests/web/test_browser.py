@@ -147,3 +147,59 @@ def test_context_values_render_as_text(page: object, base_url: str, tmp_path: Pa
     expect(page.locator("#context")).to_contain_text(XSS)
     assert page.evaluate("window.pwned") is None
     page.screenshot(path=str(tmp_path / "saga-xss.png"), full_page=True)
+
+
+@pytest.fixture
+def machine_url(tmp_path: Path) -> Iterator[str]:
+    """A server over orders in every state: one shipped, one paid, one just submitted."""
+    if shutil.which(CHROMIUM) is None:
+        unavailable("Chromium at /usr/bin/chromium (apt-get install chromium)", FileNotFoundError())
+    from ..machines.test_state_machines import order_machine, shipping_saga
+
+    url = f"sqlite:///{tmp_path}/orders.db"
+    definitions = [order_machine(), shipping_saga([])]
+
+    async def prepare() -> None:
+        async with sk.Runtime(url, sagas=definitions, workers=0) as rt:
+            for key in ("o-1", "o-2", "o-3"):
+                await rt.send("OrderSubmitted", {"order_id": key, "total": 1})
+            for key in ("o-1", "o-2"):
+                await rt.send("PaymentCaptured", {"order_id": key})
+            await rt.send("OrderShipped", {"order_id": "o-1"})
+
+    asyncio.run(prepare())
+    runtime = sk.Runtime(url, sagas=definitions, workers=0)
+    app = create_app(runtime, settings=WebSettings(read_open=True))  # type: ignore[arg-type]
+    with Server(app) as base:
+        yield base
+
+
+def test_a_machine_is_drawn_with_its_states_transitions_and_counts(
+    machine_url: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        # the overview lists the machine's active instances by state
+        page.goto(machine_url + "/")
+        expect(page.locator("table.machines")).to_contain_text("Paid 1")
+        page.locator("table.machines").get_by_role("link", name="order", exact=True).click()
+        # its page draws every state, and the transitions the instances made, counted
+        states = page.locator("svg.machine g.state")
+        expect(states).to_have_count(4)  # the start node and three states
+        expect(page.locator("svg.machine g.state[data-state=Paid]")).to_contain_text("1 active")
+        labels = page.locator("svg.machine text.transition-label")
+        expect(labels.filter(has_text="OrderSubmitted (3)")).to_have_count(1)
+        expect(labels.filter(has_text="PaymentCaptured (2)")).to_have_count(1)
+        # the timeout never fired: it is listed under Submitted as handled, not drawn
+        expect(page.locator("g.state[data-state=Submitted] text.handles")).to_contain_text(
+            "on PaymentTimeout"
+        )
+        page.screenshot(path=str(tmp_path / "machine.png"), full_page=True)
+        # an instance's page highlights its current state
+        page.goto(machine_url + "/sagas/order%3Ao-2")
+        expect(page.locator("#instance-state")).to_have_text("Paid")
+        expect(page.locator("svg.machine g.state.current")).to_have_attribute("data-state", "Paid")
+        browser.close()

@@ -53,7 +53,7 @@ _SAGA_TIMES = (
     "archived_at",
 )
 _EVENT_TEXT = {"type": 40, "step": 100, "actor": 255, "source_ip": 64, "reason": None}
-_KINDS = ("orchestrated", "state_machine")
+_KINDS = ("orchestrated", "state_machine", "mailbox")
 
 
 class BadLine(ConfigurationError):
@@ -154,6 +154,7 @@ def _saga(check: _Checker, saga: dict[str, Any]) -> SagaRecord:
     for name in _SAGA_TIMES:
         values[name] = check.time(saga.get(name), f"saga.{name}")
     values["data"] = check.data(saga["data"], "saga.data")
+    values["deferred"] = check.data(saga.get("deferred"), "saga.deferred", optional=True)
     values["status"] = check.choice(saga["status"], "saga.status", SagaStatus, optional=False)
     values["reason"] = check.choice(saga.get("reason"), "saga.reason", Reason, optional=True)
     values["paused_from"] = check.choice(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from .event_cmds import register_event_commands
 from .ops_cmds import register_ops_commands
 from .outbox_cmds import register_outbox_commands
 from .serve_cmd import serve
@@ -24,6 +25,7 @@ register_store_commands(app)
 register_ops_commands(app)
 register_transfer_commands(app)
 register_outbox_commands(app)
+register_event_commands(app)
 
 
 def main() -> None:

@@ -9,7 +9,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..orchestration.definition import Saga, Step
+from ..machines.definition import StateMachine
+from ..orchestration.definition import Saga
+from ..orchestration.step import Step
 from ..runtime import Runtime
 
 
@@ -38,18 +40,6 @@ def load_runtime(
     return Runtime(db, sagas=_sagas(reference, target), **given)
 
 
-def load_sagas(reference: str) -> list[Saga]:
-    """Import ``module:attr`` and return the sagas it names.
-
-    ``attr`` may be a ``Runtime``, a ``Saga``, a list of sagas, or a function returning
-    one of those.
-    """
-    target = _load(reference)
-    if isinstance(target, Runtime):
-        return list(target.sagas.values())
-    return _sagas(reference, target)
-
-
 def _load(reference: str) -> Any:
     """Import ``module:attr`` and return it (called, if it is a factory function)."""
     module_name, _, attr = reference.partition(":")
@@ -76,7 +66,7 @@ def _load(reference: str) -> Any:
             f"--app {reference!r} is the step {target.name!r}, not a saga; point it at the "
             "Saga that holds the step, a list of Sagas, or a sagakit.Runtime"
         )
-    if callable(target) and not isinstance(target, Saga | Runtime):
+    if callable(target) and not isinstance(target, Saga | StateMachine | Runtime):
         try:
             target = target()
         except TypeError as e:
@@ -87,14 +77,14 @@ def _load(reference: str) -> Any:
     return target
 
 
-def _sagas(reference: str, target: Any) -> list[Saga]:
-    if isinstance(target, Saga):
+def _sagas(reference: str, target: Any) -> list[Saga | StateMachine]:
+    if isinstance(target, Saga | StateMachine):
         return [target]
     if isinstance(target, Iterable) and not isinstance(target, str | bytes):
         items = list(target.values() if isinstance(target, dict) else target)
-        if items and all(isinstance(s, Saga) for s in items):
+        if items and all(isinstance(s, Saga | StateMachine) for s in items):
             return items
     raise ConfigurationError(
         f"--app {reference!r} is a {type(target).__name__}; point it at a sagakit.Runtime, "
-        "a Saga, or a list of Sagas"
+        "a Saga, a StateMachine, or a list of them"
     )

@@ -15,11 +15,12 @@ from rich.table import Table
 
 from ..admin.operator import Action, apply_action
 from ..admin.transfer import saga_line
+from ..history import EventType
 from ..status import Reason, SagaStatus
 from ..store.base import SagaStore
 from ..store.records import EventQuery, SagaEvent, SagaQuery, SagaRecord
 from ..store.urls import open_store
-from .common import DbOption, console, run_async, wrapping_table
+from .common import DbOption, console, fail, run_async, wrapping_table
 from .durations import ago, parse_duration
 
 
@@ -96,6 +97,12 @@ def parse_reasons(values: list[str] | None) -> tuple[Reason, ...] | None:
         ) from None
 
 
+def _kind(kind: str | None) -> str | None:
+    if kind not in (None, "orchestrated", "state_machine"):
+        fail(f"--kind must be orchestrated or state_machine, got {kind!r}")
+    return kind
+
+
 def list_sagas(
     db: DbOption,
     status: Annotated[
@@ -109,6 +116,14 @@ def list_sagas(
     actor: Annotated[str | None, typer.Option(help="Only sagas started by this actor.")] = None,
     saga_type: Annotated[str | None, typer.Option("--type", help="Only this saga type.")] = None,
     search: Annotated[str | None, typer.Option(help="Text the saga id contains.")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="Only this kind: orchestrated or state_machine."),
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(help="Only state machine instances in this state (or sagas at this step)."),
+    ] = None,
     older_than: Annotated[
         timedelta | None,
         typer.Option(
@@ -141,6 +156,8 @@ def list_sagas(
         started_by=actor,
         saga_type=saga_type,
         id_contains=search,
+        kind=_kind(kind),
+        state=state,
         created_before=ago(older_than, "--older-than"),
         created_after=ago(newer_than, "--newer-than"),
         finished_after=ago(finished_since, "--finished-since"),
@@ -154,7 +171,7 @@ def list_sagas(
             for record in records:
                 print(json.dumps(_record_json(record)))
             return
-        table = wrapping_table("id", "type", "status", "step", "attempt", "updated", "error")
+        table = wrapping_table("id", "type", "status", "step/state", "attempt", "updated", "error")
         for r in records:
             status_text = r.status.value + (f" ({r.reason.value})" if r.reason else "")
             table.add_row(
@@ -175,6 +192,8 @@ def _timeline(events: list[SagaEvent]) -> Table:
     table = wrapping_table("seq", "at", "event", "step", "attempt", "ms", "detail")
     for e in events:
         detail = e.error["message"] if e.error else (e.reason or "")
+        if e.type == EventType.EVENT_APPLIED and e.output:  # a state machine's transition
+            detail = f"{e.output.get('from') or '(new)'} -> {e.output.get('to')}"
         if e.actor:
             detail = f"{detail} by {e.actor}".strip()
         table.add_row(

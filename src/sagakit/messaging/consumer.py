@@ -33,6 +33,9 @@ class Subscription:
     topics: tuple[str, ...]
     handler: Handler
     max_deliveries: int = 5
+    #: False: the handler writes the inbox mark in its own transaction (``rt.send``), so
+    #: no consumer inbox wraps it.
+    own_inbox: bool = True
 
 
 class Consumer:

@@ -70,6 +70,8 @@ EXPOSED: tuple[str, ...] = (
     "saga_outbox_pending",
     "saga_outbox_dead_current",
     "saga_outbox_oldest_age_seconds",
+    "saga_machine_events_total",
+    "saga_machine_conflicts_total",
 )
 
 
@@ -194,6 +196,18 @@ class SagaMetrics(SagaHooks):
             "Age of the oldest unpublished outbox message; 0 when none (from the database).",
             registry=reg,
         )
+        self.saga_machine_events_total = Counter(
+            "saga_machine_events",
+            "State machine events by outcome (applied, unhandled, faulted, held, duplicate...).",
+            ["machine", "event", "state", "outcome"],
+            registry=reg,
+        )
+        self.saga_machine_conflicts_total = Counter(
+            "saga_machine_conflicts",
+            "State machine writes another process won first, each retried.",
+            ["machine"],
+            registry=reg,
+        )
         self._types: set[str] = set()
 
     def _seen(self, saga_type: str) -> None:
@@ -270,6 +284,13 @@ class SagaMetrics(SagaHooks):
 
     def message_duplicate(self, consumer: str, message_id: str) -> None:
         self.saga_inbox_duplicates_total.labels(consumer).inc()
+
+    def event_delivered(
+        self, machine: str, event: str, state: str | None, outcome: str, conflicts: int
+    ) -> None:
+        self.saga_machine_events_total.labels(machine, event, state or "", outcome).inc()
+        if conflicts:
+            self.saga_machine_conflicts_total.labels(machine).inc(conflicts)
 
     # -- exposition -----------------------------------------------------------------------
 

@@ -23,14 +23,16 @@ from ..quarantine import DEATHS_BEFORE_ALONE
 from ..status import Reason, SagaStatus
 from ..store.records import OutboxMessage, SagaRecord, utcnow
 from .context import StepContext
-from .definition import Retry, Step
-from .executor_base import AttemptOutcome, ExecutorBase, Flow
+from .executor_base import AttemptOutcome, Flow
 from .invoke import invoke, step_output
+from .step import Retry, Step
+from .wait_engine import WaitingExecutor
+from .wait_step import WaitStep
 
 log = logging.getLogger("sagakit.engine")
 
 
-class SagaExecutor(ExecutorBase):
+class SagaExecutor(WaitingExecutor):
     """Advances sagas of one definition; one instance serves many sagas concurrently."""
 
     async def run(self, record: SagaRecord) -> SagaRecord | None:
@@ -65,6 +67,8 @@ class SagaExecutor(ExecutorBase):
                     step_next = await self._forward(record)
                 elif record.status == SagaStatus.COMPENSATING:
                     step_next = await self._backward(record)
+                elif record.status == SagaStatus.WAITING:
+                    step_next = await self._wait_expired(record)
                 else:
                     break
                 if step_next is Flow.STOP:
@@ -90,6 +94,8 @@ class SagaExecutor(ExecutorBase):
             await self._begin_compensation(rec, Reason.TIMEOUT, None, timed_out=True)
             return Flow.CONTINUE
         step = self.saga.steps[rec.step_index]
+        if isinstance(step, WaitStep):
+            return await self._at_wait(rec, step)
         outcome = await self._attempt(rec, step, compensation=False)
         if isinstance(outcome, Flow):
             return outcome

@@ -20,9 +20,10 @@ from ..history import EventSpec, EventType
 from ..hooks import SagaHooks
 from ..status import Reason, SagaStatus
 from ..store.base import SagaStore
-from ..store.records import OutboxMessage, SagaRecord, uncount_claim, utcnow
+from ..store.records import InboxMark, OutboxMessage, SagaRecord, uncount_claim, utcnow
 from . import faults
-from .definition import Retry, Saga
+from .definition import Saga
+from .step import Retry
 
 log = logging.getLogger("sagakit.engine")
 
@@ -154,7 +155,8 @@ class ExecutorBase:
         rec: SagaRecord,
         events: list[EventSpec],
         outbox: list[OutboxMessage] | None = None,
+        inbox: list[InboxMark] | None = None,
     ) -> None:
-        await commit(self.store, rec, events, outbox)
+        await commit(self.store, rec, events, outbox, inbox)
         if self._fault is not None:
             self._fault.committed(e["type"] for e in events)

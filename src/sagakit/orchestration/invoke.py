@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import NotSerializable
 from ..plain import data_problem, describe_problem
-from .definition import StepFunction
+from .step import StepFunction
 
 
 @functools.lru_cache(maxsize=4096)

@@ -26,6 +26,8 @@ def matches(record: SagaRecord, query: SagaQuery, started_by: str | None = None)
         and (query.started_by is None or started_by == query.started_by)
         and (query.statuses is None or record.status in query.statuses)
         and (query.saga_type is None or record.saga_type == query.saga_type)
+        and (query.kind is None or record.kind == query.kind)
+        and (query.state is None or record.current_step == query.state)
         and (query.id_contains is None or query.id_contains in record.id)
         and (query.created_before is None or record.created_at < query.created_before)
         and (query.created_after is None or record.created_at > query.created_after)
@@ -84,6 +86,8 @@ class MemoryStore(MemoryDelivery, SagaStore):
         self._events[record.id].extend(replace(e) for e in checkpoint.events)
         self._add_messages(checkpoint.outbox)
         self._add_marks(checkpoint.inbox)
+        for started, events in checkpoint.starts:
+            await self.create(started, events)
 
     async def get(self, saga_id: str) -> SagaRecord | None:
         record = self._sagas.get(saga_id)
@@ -145,6 +149,30 @@ class MemoryStore(MemoryDelivery, SagaStore):
             claimed.append(record.copy())
         return claimed
 
+    async def claim_due(
+        self,
+        owner: str,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        saga_types: Iterable[str],
+    ) -> builtins.list[SagaRecord]:
+        types = set(saga_types)
+        due = [
+            r
+            for r in self._sagas.values()
+            if r.status in (SagaStatus.ACTIVE, SagaStatus.WAITING)
+            and r.saga_type in types
+            and r.next_attempt_at is not None
+            and r.next_attempt_at <= now
+            and (r.lease_expires_at is None or r.lease_expires_at <= now)
+        ]
+        due.sort(key=lambda r: r.next_attempt_at or now)
+        for record in due[:limit]:
+            lease_to(record, owner, now, lease_until)
+        return [r.copy() for r in due[:limit]]
+
     async def renew(self, owner: str, saga_ids: Iterable[str], lease_until: datetime) -> set[str]:
         lost: set[str] = set()
         for saga_id in saga_ids:
@@ -160,11 +188,15 @@ class MemoryStore(MemoryDelivery, SagaStore):
         self._drop_messages_of(saga_id)
         return self._sagas.pop(saga_id, None) is not None
 
-    async def archive(self, *, finished_before: datetime, now: datetime) -> int:
+    async def archive(
+        self, *, finished_before: datetime, now: datetime, saga_types: Iterable[str] | None = None
+    ) -> int:
         changed = 0
+        types = set(saga_types) if saga_types is not None else None
         for record in self._sagas.values():
             if (
-                record.status in ARCHIVABLE
+                (types is None or record.saga_type in types)
+                and record.status in ARCHIVABLE
                 and record.archived_at is None
                 and record.completed_at is not None
                 and record.completed_at < finished_before

@@ -9,9 +9,12 @@ import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from ..status import SagaStatus
 from .records import Checkpoint, EventQuery, SagaEvent, SagaQuery, SagaRecord
+
+K = TypeVar("K")
 
 
 class SagaStatePort(ABC):
@@ -73,29 +76,32 @@ class SagaStatePort(ABC):
 
         The default pages through every saga; SQL stores answer with one GROUP BY.
         """
-        counts: dict[tuple[str, SagaStatus], int] = {}
-        before: tuple[datetime, str] | None = None
-        while True:
-            page = await self.list(SagaQuery(before=before, limit=1000))
-            for record in page:
-                key = (record.saga_type, record.status)
-                counts[key] = counts.get(key, 0) + 1
-            if len(page) < 1000:
-                return counts
-            before = (page[-1].created_at, page[-1].id)
+        return await self._count_pages(lambda r: (r.saga_type, r.status))
+
+    async def count_by_state(self, saga_type: str) -> dict[tuple[SagaStatus, str | None], int]:
+        """Return how many rows of ``saga_type`` are in each (status, current step or state).
+
+        The default pages through that type's rows; SQL stores answer with one GROUP BY.
+        """
+        return await self._count_pages(lambda r: (r.status, r.current_step), saga_type=saga_type)
 
     async def count_by_reason(self) -> dict[tuple[SagaStatus, str | None], int]:
         """Return how many sagas are in each (status, reason) pair.
 
         The default pages through every saga; SQL stores answer with one GROUP BY.
         """
-        counts: dict[tuple[SagaStatus, str | None], int] = {}
+        return await self._count_pages(lambda r: (r.status, r.reason.value if r.reason else None))
+
+    async def _count_pages(
+        self, key: Callable[[SagaRecord], K], saga_type: str | None = None
+    ) -> dict[K, int]:
+        """Count every saga (of ``saga_type``) by ``key``, a page of the listing at a time."""
+        counts: dict[K, int] = {}
         before: tuple[datetime, str] | None = None
         while True:
-            page = await self.list(SagaQuery(before=before, limit=1000))
+            page = await self.list(SagaQuery(saga_type=saga_type, before=before, limit=1000))
             for record in page:
-                key = (record.status, record.reason.value if record.reason else None)
-                counts[key] = counts.get(key, 0) + 1
+                counts[key(record)] = counts.get(key(record), 0) + 1
             if len(page) < 1000:
                 return counts
             before = (page[-1].created_at, page[-1].id)
@@ -141,6 +147,23 @@ class ClaimPort(ABC):
         """
 
     @abstractmethod
+    async def claim_due(
+        self,
+        owner: str,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        saga_types: Iterable[str],
+    ) -> builtins.list[SagaRecord]:
+        """Lease up to ``limit`` parked rows whose time has come, the earliest first.
+
+        Parked: status ``ACTIVE`` (a state machine instance; its next schedule) or
+        ``WAITING`` (a saga at a ``wait_for`` step; its deadline), with
+        ``next_attempt_at`` at or before ``now`` and no live lease.
+        """
+
+    @abstractmethod
     async def renew(self, owner: str, saga_ids: Iterable[str], lease_until: datetime) -> set[str]:
         """Extend ``owner``'s leases; return the ids whose lease ``owner`` no longer holds."""
 
@@ -151,10 +174,13 @@ class MaintenancePort(ABC):
     description: str
 
     @abstractmethod
-    async def archive(self, *, finished_before: datetime, now: datetime) -> int:
+    async def archive(
+        self, *, finished_before: datetime, now: datetime, saga_types: Iterable[str] | None = None
+    ) -> int:
         """Mark COMPLETED and COMPENSATED sagas finished before ``finished_before`` archived.
 
-        FAILED sagas are never archived: they wait for a person. Return how many changed.
+        FAILED sagas are never archived: they wait for a person. ``saga_types``: only
+        these types. Return how many changed.
         """
 
     @abstractmethod

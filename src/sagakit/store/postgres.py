@@ -67,7 +67,8 @@ class PostgresStore(SqlStore):
 
     def _after_batch(self, conn: Connection, applied: list[_Write]) -> None:
         pending = SagaStatus.PENDING.value
-        if any(w.expected_version is None and w.params["status"] == pending for w in applied):
+        created = any(w.expected_version is None and w.params["status"] == pending for w in applied)
+        if created or any(w.starts for w in applied):
             # delivered at commit, so a listener never sees a saga that is not there yet
             conn.execute(text("SELECT pg_notify(:c, '')"), {"c": self.channel})
         if any(w.outbox for w in applied):

@@ -51,6 +51,8 @@ class SagaRecord:
     error_type: str | None = None
     error_message: str | None = None
     error_stack: str | None = None
+    #: State machines: schedules, events held until they can apply, faulted events.
+    deferred: dict[str, Any] | None = None
 
     @property
     def context(self) -> dict[str, Any]:
@@ -66,6 +68,10 @@ class SagaRecord:
         """Return a copy whose ``data`` can be changed without touching this record."""
         clone = SagaRecord(**{name: getattr(self, name) for name in _RECORD_FIELDS})
         clone.data = dict(self.data)
+        if self.deferred is not None:  # nested lists and dicts: replaced, never shared
+            clone.deferred = {
+                k: list(v) if isinstance(v, list) else dict(v) for k, v in self.deferred.items()
+            }
         return clone
 
 
@@ -188,6 +194,9 @@ class Checkpoint:
     events: Sequence[SagaEvent] = ()
     outbox: Sequence[OutboxMessage] = ()
     inbox: Sequence[InboxMark] = ()
+    #: New sagas started by this write (a state machine's ``instance.start``), each with
+    #: its first events; one whose id exists already is left as it is.
+    starts: Sequence[tuple[SagaRecord, Sequence[SagaEvent]]] = ()
 
 
 @dataclass(slots=True, frozen=True)
@@ -205,6 +214,10 @@ class SagaQuery:
 
     statuses: tuple[SagaStatus, ...] | None = None
     saga_type: str | None = None
+    #: ``orchestrated`` or ``state_machine``.
+    kind: str | None = None
+    #: Only state machine instances in this state (orchestrated sagas: the current step).
+    state: str | None = None
     id_contains: str | None = None
     created_before: datetime | None = None
     created_after: datetime | None = None

@@ -132,6 +132,7 @@ def build_tables(prefix: str = "", schema: str | None = None) -> SagaTables:
         Column("error_type", String(255)),
         Column("error_message", Text),
         Column("error_stack", Text),
+        Column("deferred", JsonType),
         **_BINARY_KEYS,
     )
     active = text(ACTIVE_STATUSES_SQL)
@@ -150,6 +151,7 @@ def build_tables(prefix: str = "", schema: str | None = None) -> SagaTables:
         postgresql_where=active,
         sqlite_where=active,
     )
+    Index(f"ix_{p}saga_instances_due", instances.c.status, instances.c.next_attempt_at)
     Index(
         f"ix_{p}saga_instances_timeout",
         instances.c.timeout_at,

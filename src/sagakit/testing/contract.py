@@ -28,11 +28,18 @@ from .contract_claims import ClaimContract
 from .contract_delivery import InboxContract, OutboxContract
 from .contract_keys import KeyContract
 from .contract_lifecycle import LifecycleContract
+from .contract_parked import ParkedContract
 from .contract_records import advanced, new_saga, started
 
 
 class StoreContract(
-    KeyContract, LifecycleContract, AuditContract, ClaimContract, OutboxContract, InboxContract
+    KeyContract,
+    LifecycleContract,
+    AuditContract,
+    ClaimContract,
+    OutboxContract,
+    InboxContract,
+    ParkedContract,
 ):
     """Behaviour every saga store must show. Subclass and implement ``make_store``."""
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from ..runtime import Runtime
-from . import api, dashboard, ops
+from . import api, dashboard, events_api, ops
 from .errors import SafeJSONResponse, install_error_handlers
 from .limits import BodyLimit
 from .settings import WebSettings, load_settings
@@ -59,6 +59,7 @@ def create_app(
     app.state.sagakit_templates = dashboard.make_templates()
     install_error_handlers(app)
     app.include_router(api.router)
+    app.include_router(events_api.router)
     app.include_router(ops.router)
     app.include_router(dashboard.router)
     app.add_middleware(BodyLimit, max_bytes=state.settings.max_body_bytes)

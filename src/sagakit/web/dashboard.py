@@ -19,6 +19,7 @@ from ..runtime import Runtime
 from ..status import SagaStatus
 from ..store.records import OutboxQuery, SagaQuery
 from .inputs import InputError, check_text
+from .machine_diagram import machine_diagram
 from .queries import SagaFilter, find_sagas
 from .security import ApiProblem, Caller, bearer, reader
 from .state import runtime_of, web_state
@@ -109,10 +110,19 @@ async def overview(request: Request, runtime: RuntimeDep) -> Response:
     failures = await runtime.store.list(SagaQuery(statuses=(SagaStatus.FAILED,), limit=10))
     stuck = await reports.stuck(runtime.store, stuck_after, limit=10)
     active = sum(stats.by_status.get(s.value, 0) for s in reports.ACTIVE)
+    machines = {
+        name: {
+            state or "": n  # "": not created yet (no first event)
+            for (status, state), n in (await runtime.store.count_by_state(name)).items()
+            if status == SagaStatus.ACTIVE
+        }
+        for name in runtime.machines
+    }
     return render(
         request,
         "overview.html",
         stats=stats,
+        machines=machines,
         failures=failures,
         stuck=stuck,
         stuck_after=stuck_after,
@@ -170,6 +180,20 @@ async def saga_list(
     )
 
 
+@router.get("/machines/{machine_name}", response_class=HTMLResponse, name="machine_page")
+async def machine_page(request: Request, machine_name: str, runtime: RuntimeDep) -> Response:
+    """One state machine: its states and transitions drawn, with counts per state."""
+    if isinstance(denied := await page_reader(request), Response):
+        return denied
+    machine = runtime.machines.get(machine_name)
+    if machine is None:
+        known = ", ".join(sorted(runtime.machines)) or "none"
+        message = f"no state machine {machine_name!r} is registered (registered: {known})"
+        return render(request, "message.html", 404, title="No such state machine", message=message)
+    diagram = await machine_diagram(runtime.store, machine)
+    return render(request, "machine.html", machine=machine, diagram=diagram)
+
+
 @router.get("/sagas/{saga_id:path}", response_class=HTMLResponse, name="saga_page")
 async def saga_page(request: Request, saga_id: str, runtime: RuntimeDep) -> Response:
     """One saga: context, timeline, the messages it published and their delivery, history."""
@@ -181,6 +205,12 @@ async def saga_page(request: Request, saga_id: str, runtime: RuntimeDep) -> Resp
         return render(request, "message.html", 404, title="No such saga", message=str(e))
     events = await runtime.store.events(record.id)
     messages = await runtime.store.list_outbox(OutboxQuery(saga_id=record.id, limit=200))
+    machine = runtime.machines.get(record.saga_type) if record.kind == "state_machine" else None
+    diagram = (
+        await machine_diagram(runtime.store, machine, current=record.current_step, highlight=True)
+        if machine is not None
+        else None
+    )
     return render(
         request,
         "saga.html",
@@ -188,6 +218,7 @@ async def saga_page(request: Request, saga_id: str, runtime: RuntimeDep) -> Resp
         events=events,
         messages=list(reversed(messages)),  # in the order the saga wrote them
         timeline=build_timeline(events),
+        diagram=diagram,
         live=not record.is_terminal,
         actions=[a.value for a in applicable(record)],
     )

@@ -73,7 +73,34 @@ class Claims(SqlCore):
         excluded = list(exclude_ids)
         if excluded:
             query = query.where(t.c.id.not_in(excluded))
-        query = self._lock_candidates(query.order_by(t.c.created_at).limit(limit))
+        query = query.order_by(t.c.created_at).limit(limit)
+        return await self._lease_found(query, owner, now, lease_until, "claiming sagas")
+
+    async def claim_due(
+        self,
+        owner: str,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        saga_types: Iterable[str],
+    ) -> builtins.list[SagaRecord]:
+        t = self.tables.instances
+        query = select(t).where(
+            t.c.status.in_([SagaStatus.ACTIVE.value, SagaStatus.WAITING.value]),
+            t.c.next_attempt_at <= now,
+            or_(t.c.lease_expires_at.is_(None), t.c.lease_expires_at <= now),
+            t.c.saga_type.in_(list(saga_types)),
+        )
+        query = query.order_by(t.c.next_attempt_at).limit(limit)
+        return await self._lease_found(query, owner, now, lease_until, "claiming due rows")
+
+    async def _lease_found(
+        self, query: Select[Any], owner: str, now: datetime, lease_until: datetime, doing: str
+    ) -> builtins.list[SagaRecord]:
+        """Lease to ``owner`` the rows ``query`` finds, in one transaction of the writer."""
+        t = self.tables.instances
+        query = self._lock_candidates(query)
         if self._flusher is None:
             raise StoreError(f"store {self.description} is not open")
         try:
@@ -86,7 +113,7 @@ class Claims(SqlCore):
                 self._remember(record.id, record_params(record))
             return claimed
         except _DRIVER_ERRORS as e:
-            raise await self._writer_failed(e, "claiming sagas") from e
+            raise await self._writer_failed(e, doing) from e
 
     def _claim_rows(
         self,

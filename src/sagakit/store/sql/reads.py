@@ -39,6 +39,10 @@ class Reads(SqlCore):
             sql = sql.where(t.c.status.in_([s.value for s in query.statuses]))
         if query.saga_type is not None:
             sql = sql.where(t.c.saga_type == query.saga_type)
+        if query.kind is not None:
+            sql = sql.where(t.c.kind == query.kind)
+        if query.state is not None:
+            sql = sql.where(t.c.current_step == query.state)
         if query.id_contains is not None:
             sql = sql.where(t.c.id.contains(query.id_contains, autoescape=True))
         if query.created_before is not None:
@@ -101,6 +105,17 @@ class Reads(SqlCore):
         return {
             (saga_type, SagaStatus(status)): int(n)
             for saga_type, status, n in (tuple(row) for row in rows)
+        }
+
+    async def count_by_state(self, saga_type: str) -> dict[tuple[SagaStatus, str | None], int]:
+        t = self.tables.instances
+        rows = await self._read(
+            select(t.c.status, t.c.current_step, func.count())
+            .where(t.c.saga_type == saga_type)
+            .group_by(t.c.status, t.c.current_step)
+        )
+        return {
+            (SagaStatus(status), state): int(n) for status, state, n in (tuple(row) for row in rows)
         }
 
     async def count_by_reason(self) -> dict[tuple[SagaStatus, str | None], int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import (
@@ -39,18 +40,21 @@ class Retention(SqlCore):
         except _DRIVER_ERRORS as err:
             raise self._translate(err, "deleting a saga") from err
 
-    async def archive(self, *, finished_before: datetime, now: datetime) -> int:
+    async def archive(
+        self, *, finished_before: datetime, now: datetime, saga_types: Iterable[str] | None = None
+    ) -> int:
         t = self.tables.instances
+        statement = update(t).where(
+            t.c.status.in_([s.value for s in ARCHIVABLE]),
+            t.c.archived_at.is_(None),
+            t.c.completed_at < finished_before,
+        )
+        if saga_types is not None:
+            statement = statement.where(t.c.saga_type.in_(list(saga_types)))
         try:
             async with self.engine.begin() as conn:
                 result = await conn.execute(
-                    update(t)
-                    .where(
-                        t.c.status.in_([s.value for s in ARCHIVABLE]),
-                        t.c.archived_at.is_(None),
-                        t.c.completed_at < finished_before,
-                    )
-                    .values(archived_at=now, version=t.c.version + 1)
+                    statement.values(archived_at=now, version=t.c.version + 1)
                 )
         except _DRIVER_ERRORS as err:
             raise self._translate(err, "archiving sagas") from err

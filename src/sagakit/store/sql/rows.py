@@ -36,6 +36,7 @@ _MUTABLE = (
     "error_type",
     "error_message",
     "error_stack",
+    "deferred",
 )
 
 
@@ -73,6 +74,8 @@ class _Write:
     inbox: Sequence[InboxMark] = ()
     #: Set by the writer: an inbox mark was already recorded, so nothing was written.
     duplicate: bool = False
+    #: New saga rows (bind parameters) and their first events, inserted with this write.
+    starts: Sequence[tuple[dict[str, Any], Sequence[SagaEvent]]] = ()
 
 
 def record_params(record: SagaRecord) -> dict[str, Any]:

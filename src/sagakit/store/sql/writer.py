@@ -79,6 +79,7 @@ class GroupCommit(SqlCore):
             self._future(),
             columns,
             checkpoint.inbox,
+            starts=[(record_params(r), events) for r, events in checkpoint.starts],
         )
         try:
             await self._enqueue(write)
@@ -184,7 +185,9 @@ class GroupCommit(SqlCore):
             for i, ok in self._apply_updates(conn, [batch[i] for i in saves], row_by_row):
                 outcomes[saves[i]] = ok
             applied = [w for w, ok in zip(batch, outcomes, strict=True) if ok]
+            started = self._insert_starts(conn, applied)
             events = [event_params(e) for w in applied for e in w.events]
+            events += [event_params(e) for e in started]
             if events:
                 conn.execute(self._insert_event, events)
                 self.statements += 1
@@ -199,6 +202,17 @@ class GroupCommit(SqlCore):
             self._after_batch(conn, applied)
         self.commits += 1
         return outcomes
+
+    def _insert_starts(self, conn: Connection, applied: list[_Write]) -> list[SagaEvent]:
+        """Insert the sagas ``applied`` writes start; return the events of the new ones."""
+        events: list[SagaEvent] = []
+        for write in applied:
+            for params, first_events in write.starts:
+                result = conn.execute(self._insert_ignore_statement, params)
+                self.statements += 1
+                if result.rowcount == 1:  # an id that exists is left as it is
+                    events.extend(first_events)
+        return events
 
     def _apply_updates(
         self, conn: Connection, saves: list[_Write], row_by_row: bool

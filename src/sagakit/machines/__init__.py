@@ -1,0 +1,1 @@
+"""Event-driven sagas: persistent state machines with correlated events and schedules."""

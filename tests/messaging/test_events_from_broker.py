@@ -1,0 +1,79 @@
+"""Broker messages as state machine events: published by a saga, routed into ``rt.send``.
+
+On the in-process broker and on a real RabbitMQ: every message applied once to its
+instance, the inbox mark written in the instance's own transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import sagakit as sk
+from sagakit.history import EventType
+from sagakit.messaging.brokers.rabbitmq import RabbitMQ
+from sagakit.store.records import SagaQuery
+
+from ..machines.test_state_machines import eventually, order_machine, shipping_saga
+from ..servers import rabbitmq_url
+
+
+def checkout_saga() -> sk.Saga:
+    """What another team's service does: its saga announces orders on the bus."""
+    saga = sk.Saga("checkout")
+
+    @saga.step
+    def announce(ctx: sk.StepContext) -> None:
+        ctx.publish("shop.order_submitted", {"order_id": ctx["order_id"], "total": ctx["total"]})
+
+    return saga
+
+
+@pytest.fixture(params=["memory", "rabbitmq"])
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    if request.param == "memory":
+        yield sk.MemoryBroker()
+        return
+    import aio_pika
+
+    url = rabbitmq_url()
+    exchange = f"t_{uuid.uuid4().hex[:10]}"
+    yield RabbitMQ(url, exchange=exchange)
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        for queue in (f"{exchange}.orders", f"{exchange}.orders.dead"):
+            await channel.queue_delete(queue)
+        for name in (exchange, f"{exchange}.dead"):
+            await channel.exchange_delete(name)
+
+
+async def test_published_messages_drive_a_state_machine_once_each(
+    broker: Any, tmp_path: Any
+) -> None:
+    definitions = [checkout_saga(), order_machine(), shipping_saga([])]
+    async with sk.Runtime(
+        f"sqlite:///{tmp_path}/bus.db", sagas=definitions, broker=broker, poll_interval=0.05
+    ) as rt:
+        queue = f"{getattr(broker, 'exchange', 'mem')}.orders"
+        await rt.route_events(
+            "shop.order_submitted", queue=queue, event=lambda envelope: "OrderSubmitted"
+        )
+        for n in range(5):
+            await rt.run("checkout", {"order_id": f"b-{n}", "total": n})
+
+        async def all_submitted() -> bool:
+            found = await rt.store.list(SagaQuery(kind="state_machine"))
+            return len(found) == 5 and all(r.current_step == "Submitted" for r in found)
+
+        await eventually(all_submitted)
+        for n in range(5):
+            instance = await rt.get(f"order:b-{n}")
+            assert instance.data["total"] == n
+            applied = [
+                e for e in await rt.history(instance.id) if e.type == EventType.EVENT_APPLIED
+            ]
+            assert len(applied) == 1
