@@ -6,7 +6,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 #: The groups ``--only`` can pick, in the order they run.
-GROUPS = ("floor", "sagakit", "dbos", "baseline", "recovery", "memory", "relay", "machines")
+GROUPS = (
+    "floor",
+    "sagakit",
+    "dbos",
+    "baseline",
+    "recovery",
+    "memory",
+    "relay",
+    "machines",
+    "toolkit",
+)
 
 #: sagakit in-flight levels; 64 matches the recovery worker's concurrency.
 SAGAKIT_IN_FLIGHT = (1, 16, 64, 256)
@@ -205,6 +215,8 @@ def build_plan(sizes: Sizes, groups: tuple[str, ...], backend: str = "sqlite") -
             plan.append(CaseSpec("machines", f"events_in_flight_{k}", "machines.events", params))
         hot = {"events": sizes.machine_hot_events, "tasks": 16}
         plan.append(CaseSpec("machines", "hot_instance_16_tasks", "machines.hot", hot))
+    if "toolkit" in groups and backend == "sqlite":  # the memory store: one backend is enough
+        plan.append(CaseSpec("toolkit", "explore_5_steps", "toolkit.explore", {"rounds": 5}))
     if "floor" in groups and any(spec.group != "floor" for spec in plan):
         # The same floor again at the end: fsync cost drifts on shared disks, so the floor
         # used in ratios is the mean of both and the drift between them is reported.

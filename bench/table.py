@@ -132,6 +132,10 @@ def other_table(results: Results) -> str:
         else:
             text = f"{_fmt(case.get('messages_per_s'))} messages/s"
         rows.append(["relay", label, text, case.get("error", f"{case.get('messages')} messages")])
+    for label, case in results.get("toolkit", {}).items():
+        text = f"{_fmt(case.get('seconds_per_explore'))} s per explore"
+        detail = f"{case.get('points')} failure points, mean of {case.get('rounds')} passes"
+        rows.append(["toolkit", label, text, case.get("error", detail)])
     for label, case in results.get("machines", {}).items():
         counters = case.get("store_counters") or {}
         detail = (

@@ -7,6 +7,7 @@ from typing import Any
 
 from bench.cases.baseline import baseline_run
 from bench.cases.dbos_run import dbos_run
+from bench.cases.explore import explore_five_steps
 from bench.cases.floor import floor_concurrent, floor_sequential
 from bench.cases.machines import machine_events, machine_hot
 from bench.cases.memory import memory
@@ -24,6 +25,7 @@ CASES: dict[str, Callable[..., Any]] = {
     "baseline.run": baseline_run,
     "recovery": recovery,
     "memory": memory,
+    "toolkit.explore": explore_five_steps,
     "machines.events": machine_events,
     "machines.hot": machine_hot,
     "relay.floor": relay_floor,

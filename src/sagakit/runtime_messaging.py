@@ -48,7 +48,7 @@ class MessageRouting(EventSending):
 
     async def route_events(
         self,
-        topics: str | Sequence[str],
+        topics: str | Sequence[str] | None = None,
         *,
         queue: str,
         event: Callable[[Envelope], str] | None = None,
@@ -56,10 +56,20 @@ class MessageRouting(EventSending):
     ) -> None:
         """Deliver broker messages of ``topics`` as events: ``rt.send`` for each.
 
-        The event's name is ``event(envelope)`` (default: the message's topic), its data
-        the payload and its message id the message's, so each instance applies a message
-        once, marked in the transaction that applies it.
+        Without ``topics``, the queue is bound to every event the registered state
+        machines and ``wait_for`` steps take, each topic named as its event. The event's
+        name is ``event(envelope)`` (default: the message's topic), its data the payload
+        and its message id the message's, so each instance applies a message once,
+        marked in the transaction that applies it. A message no definition can take (or
+        whose data lacks the key) is redelivered, then dead-lettered.
         """
+        if topics is None:
+            topics = self.known_events()
+            if not topics:
+                raise ConfigurationError(
+                    "route_events(): no registered state machine or wait_for step takes an "
+                    "event; pass topics=..., or register the definitions first"
+                )
         name_of = event or (lambda envelope: envelope.topic)
 
         async def deliver(envelope: Envelope) -> None:

@@ -96,6 +96,14 @@ class Lab:
             1 for n in self.notes() if n[1] == what and n[2] == step and saga_id in (None, n[3])
         )
 
+    def wait_until_working(self, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+        """Wait until the worker ``proc`` has opened its store and polls for sagas."""
+        deadline = time.monotonic() + timeout
+        while " running " not in self.output(proc):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError(f"the worker never started: {self.output(proc)}")
+            time.sleep(0.01)
+
     def wait_for(self, what: str, step: str, *, count: int = 1, timeout: float = 30) -> None:
         """Wait until ``what step`` has been noted ``count`` times."""
         deadline = time.monotonic() + timeout

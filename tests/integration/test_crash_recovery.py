@@ -184,8 +184,11 @@ def test_durable_retry_timer_survives_a_restart(lab: Lab) -> None:
 
 
 def test_saga_timeout_that_passed_while_no_worker_ran_compensates(lab: Lab) -> None:
-    lab.start("deadline", {"d": {"sleep": {"d1": 60}}})
+    # the worker is up before the saga's 2 s deadline starts running (a loaded machine
+    # may take longer than that to start a process)
     worker = lab.spawn()
+    lab.wait_until_working(worker)
+    lab.start("deadline", {"d": {"sleep": {"d1": 60}}})
     lab.wait_for("do", "d1")
     kill(worker)
     time.sleep(2.5)  # past the saga's 2 s timeout, with no worker alive

@@ -332,6 +332,7 @@ async def test_metrics_count_events_by_machine_event_state_and_outcome(tmp_path:
         await rt.send("OrderSubmitted", {"order_id": "m", "total": 1}, message_id="x")
         await rt.send("OrderShipped", {"order_id": "m"})
         await rt.send("OrderShipped", {"order_id": "nobody"})
+        await metrics.refresh(rt.store, ["order"])
     labels = ("machine", "event", "state", "outcome")
     counted = {
         tuple(s.labels[k] for k in labels): s.value
@@ -345,6 +346,13 @@ async def test_metrics_count_events_by_machine_event_state_and_outcome(tmp_path:
         ("order", "OrderShipped", "Submitted", "unhandled"): 1,
         ("order", "OrderShipped", "", "no_instance"): 1,
     }
+    gauges = {
+        tuple(s.labels[k] for k in ("machine", "state")): s.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for s in family.samples
+        if s.name == "saga_machine_instances"
+    }
+    assert gauges == {("order", "Submitted"): 1}
 
 
 async def test_finalized_instances_are_archived_after_the_machines_own_time(

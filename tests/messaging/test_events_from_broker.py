@@ -33,15 +33,16 @@ def checkout_saga() -> sk.Saga:
 
 
 @pytest.fixture(params=["memory", "rabbitmq"])
-async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Any, str]]:
+    """A broker, and a queue name of this test's own."""
+    exchange = f"t_{uuid.uuid4().hex[:10]}"
     if request.param == "memory":
-        yield sk.MemoryBroker()
+        yield sk.MemoryBroker(), f"{exchange}.orders"
         return
     import aio_pika
 
     url = rabbitmq_url()
-    exchange = f"t_{uuid.uuid4().hex[:10]}"
-    yield RabbitMQ(url, exchange=exchange)
+    yield RabbitMQ(url, exchange=exchange), f"{exchange}.orders"
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
@@ -52,13 +53,13 @@ async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
 
 
 async def test_published_messages_drive_a_state_machine_once_each(
-    broker: Any, tmp_path: Any
+    broker: tuple[Any, str], tmp_path: Any
 ) -> None:
+    bus, queue = broker
     definitions = [checkout_saga(), order_machine(), shipping_saga([])]
     async with sk.Runtime(
-        f"sqlite:///{tmp_path}/bus.db", sagas=definitions, broker=broker, poll_interval=0.05
+        f"sqlite:///{tmp_path}/bus.db", sagas=definitions, broker=bus, poll_interval=0.05
     ) as rt:
-        queue = f"{getattr(broker, 'exchange', 'mem')}.orders"
         await rt.route_events(
             "shop.order_submitted", queue=queue, event=lambda envelope: "OrderSubmitted"
         )
@@ -77,3 +78,29 @@ async def test_published_messages_drive_a_state_machine_once_each(
                 e for e in await rt.history(instance.id) if e.type == EventType.EVENT_APPLIED
             ]
             assert len(applied) == 1
+
+
+async def test_a_queue_bound_from_the_definitions_takes_every_event_they_handle(
+    tmp_path: Any,
+) -> None:
+    broker = sk.MemoryBroker()
+
+    emitter = sk.Saga("emitter")
+
+    @emitter.step
+    def emit(ctx: sk.StepContext) -> None:
+        ctx.publish("OrderSubmitted", {"order_id": "d-1", "total": 4})
+        ctx.publish("PaymentCaptured", {"order_id": "d-1"})
+
+    definitions = [emitter, order_machine(), shipping_saga([])]
+    async with sk.Runtime(
+        f"sqlite:///{tmp_path}/d.db", sagas=definitions, broker=broker, poll_interval=0.05
+    ) as rt:
+        await rt.route_events(queue="orders.events")  # topics: the events the order takes
+        await rt.run("emitter", {})
+
+        async def paid() -> bool:
+            record = await rt.store.get("order:d-1")
+            return record is not None and record.current_step == "Paid"
+
+        await eventually(paid)

@@ -66,6 +66,7 @@ def exposed(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
             message = sk.Envelope("orders.created", {"id": 1})
             await consumer(message)
             await consumer(message)
+        await _machine_events(url, metrics)
         text = metrics.render().decode()
         return {line.split("{")[0].split()[0] for line in text.splitlines() if line[:1] != "#"}
 
@@ -74,6 +75,24 @@ def exposed(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
 
 async def _ignore(_message: sk.Envelope) -> None:
     return None
+
+
+async def _machine_events(url: str, metrics: SagaMetrics) -> None:
+    """Events into a state machine, one of them after another process's write (a conflict)."""
+    from sagakit.machines.delivery import MachineDelivery
+    from sagakit.machines.event import Event
+
+    from ..machines.test_state_machines import counter_machine
+
+    counter = counter_machine()
+    async with sk.Runtime(url, sagas=[counter], workers=0, hooks=[metrics]) as rt:
+        mine = MachineDelivery(rt.store, counter, {}, metrics)
+        theirs = MachineDelivery(rt.store, counter, {}, metrics)
+        await mine.deliver(Event("Add", {"key": "k"}))
+        await theirs.deliver(Event("Add", {"key": "k"}))
+        await mine.deliver(Event("Add", {"key": "k"}))  # from a stale row: refused, re-applied
+        assert mine.conflicts == 1
+        await metrics.refresh(rt.store, [counter.name])
 
 
 def dashboard_exprs() -> list[str]:

@@ -121,3 +121,22 @@ def test_the_most_suspect_kind_in_a_batch_goes_first() -> None:
     assert q.take_waiting(free=4) == ["d"]
     assert q.take_waiting(free=4) == ["b"]
     assert not q.holds_claims(running=0)
+
+
+async def test_a_worker_dying_in_the_first_step_costs_a_crash_not_an_attempt() -> None:
+    # a saga claimed while PENDING is still PENDING in the store while its first step runs
+    store = sk.MemoryStore()
+    saga = sk.Saga("q")
+    saga.step(lambda ctx: None, name="work")
+    now = utcnow()
+    first = record(saga, "first", crashes=0, abandoned=False)
+    await store.create(first, [])
+    [taken] = await store.claim(
+        "dead-worker", now=now, lease_until=now + timedelta(seconds=1), limit=1
+    )
+    later = now + timedelta(seconds=5)
+    [again] = await store.claim(
+        "next", now=later, lease_until=later + timedelta(seconds=30), limit=1
+    )
+    # the next worker counts the death, and runs the same attempt again
+    assert (again.crashes, again.attempt) == (1, taken.attempt)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
@@ -40,11 +41,13 @@ def serve_metrics(port: int) -> SagaMetrics:
     return metrics
 
 
-async def refresh_forever(metrics: SagaMetrics, store: SagaStore, every: float = 15.0) -> None:
+async def refresh_forever(
+    metrics: SagaMetrics, store: SagaStore, machines: Iterable[str] = (), every: float = 15.0
+) -> None:
     """Keep the database-derived gauges (sagas in flight) current."""
     while True:
         try:
-            await metrics.refresh(store)
+            await metrics.refresh(store, machines)
         except Exception as e:  # the next scrape shows stale gauges, the worker goes on
             log.warning("could not refresh metrics: %s", e)
         await asyncio.sleep(every)
@@ -202,7 +205,9 @@ def worker(
             if not await open_patiently(runtime, stopping=event, wait_for_db=wait_for_db):
                 return
             if metrics is not None:
-                exporter = asyncio.create_task(refresh_forever(metrics, runtime.store))
+                exporter = asyncio.create_task(
+                    refresh_forever(metrics, runtime.store, list(runtime.machines))
+                )
             log.info(
                 "worker %s on %s running %s",
                 runtime.owner,

@@ -72,6 +72,7 @@ EXPOSED: tuple[str, ...] = (
     "saga_outbox_oldest_age_seconds",
     "saga_machine_events_total",
     "saga_machine_conflicts_total",
+    "saga_machine_instances",
 )
 
 
@@ -208,7 +209,14 @@ class SagaMetrics(SagaHooks):
             ["machine"],
             registry=reg,
         )
+        self.saga_machine_instances = Gauge(
+            "saga_machine_instances",
+            "Active state machine instances by state (from the database).",
+            ["machine", "state"],
+            registry=reg,
+        )
         self._types: set[str] = set()
+        self._states: set[tuple[str, str]] = set()
 
     def _seen(self, saga_type: str) -> None:
         """Export zeros for a new type's saga counters, so ratios over them exist from the start."""
@@ -294,12 +302,22 @@ class SagaMetrics(SagaHooks):
 
     # -- exposition -----------------------------------------------------------------------
 
-    async def refresh(self, store: SagaStore) -> None:
+    async def refresh(self, store: SagaStore, machines: Iterable[str] = ()) -> None:
         """Set ``saga_running_current`` per saga type and the outbox gauges from ``store``.
 
-        Types that were counted before and have nothing in flight now are set to 0
-        rather than dropped, so their series stays continuous.
+        With ``machines`` (state machine names), ``saga_machine_instances`` too. Types and
+        states counted before that have nothing now are set to 0 rather than dropped, so
+        their series stays continuous.
         """
+        for machine in machines:
+            active = {
+                (machine, state or ""): n
+                for (status, state), n in (await store.count_by_state(machine)).items()
+                if status == SagaStatus.ACTIVE
+            }
+            self._states |= set(active)
+            for key in [k for k in self._states if k[0] == machine]:
+                self.saga_machine_instances.labels(*key).set(active.get(key, 0))
         counts = await count_active_by_type(store)
         for saga_type in counts:
             self._seen(saga_type)

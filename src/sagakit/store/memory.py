@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -37,6 +38,17 @@ def matches(record: SagaRecord, query: SagaQuery, started_by: str | None = None)
     )
 
 
+def _detached(record: SagaRecord) -> SagaRecord:
+    """A copy sharing nothing with ``record``, as a row read back from a database is.
+
+    A step that changes its context in place must not change what is stored.
+    """
+    clone = record.copy()
+    clone.data = copy.deepcopy(record.data)
+    clone.deferred = copy.deepcopy(record.deferred)
+    return clone
+
+
 def is_claimable(record: SagaRecord, now: datetime) -> bool:
     """Tell whether a worker may lease ``record`` at ``now``."""
     if record.status not in RUNNABLE:
@@ -67,10 +79,10 @@ class MemoryStore(MemoryDelivery, SagaStore):
     ) -> tuple[SagaRecord, bool]:
         existing = self._sagas.get(record.id)
         if existing is not None:
-            return existing.copy(), False
-        self._sagas[record.id] = record.copy()
+            return _detached(existing), False
+        self._sagas[record.id] = _detached(record)
         self._events[record.id] = [replace(e) for e in events]
-        return record.copy(), True
+        return _detached(record), True
 
     async def commit(self, checkpoint: Checkpoint) -> None:
         record, expected_version = checkpoint.record, checkpoint.expected_version
@@ -82,7 +94,7 @@ class MemoryStore(MemoryDelivery, SagaStore):
                 "another writer changed it"
             )
         self._check_marks(record.id, checkpoint.inbox)
-        self._sagas[record.id] = record.copy()
+        self._sagas[record.id] = _detached(record)
         self._events[record.id].extend(replace(e) for e in checkpoint.events)
         self._add_messages(checkpoint.outbox)
         self._add_marks(checkpoint.inbox)
@@ -91,13 +103,13 @@ class MemoryStore(MemoryDelivery, SagaStore):
 
     async def get(self, saga_id: str) -> SagaRecord | None:
         record = self._sagas.get(saga_id)
-        return record.copy() if record else None
+        return _detached(record) if record else None
 
     async def list(self, query: SagaQuery | None = None) -> builtins.list[SagaRecord]:
         query = query or SagaQuery()
         found = [r for r in self._sagas.values() if matches(r, query, self._starter(r.id))]
         found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        return [r.copy() for r in found[query.offset : query.offset + query.limit]]
+        return [_detached(r) for r in found[query.offset : query.offset + query.limit]]
 
     async def events(self, saga_id: str) -> builtins.list[SagaEvent]:
         return [replace(e) for e in self._events.get(saga_id, [])]
@@ -146,7 +158,7 @@ class MemoryStore(MemoryDelivery, SagaStore):
             if not is_claimable(record, now) or (not take_over and record.lease_owner):
                 continue
             lease_to(record, owner, now, lease_until)
-            claimed.append(record.copy())
+            claimed.append(_detached(record))
         return claimed
 
     async def claim_due(
@@ -171,7 +183,7 @@ class MemoryStore(MemoryDelivery, SagaStore):
         due.sort(key=lambda r: r.next_attempt_at or now)
         for record in due[:limit]:
             lease_to(record, owner, now, lease_until)
-        return [r.copy() for r in due[:limit]]
+        return [_detached(r) for r in due[:limit]]
 
     async def renew(self, owner: str, saga_ids: Iterable[str], lease_until: datetime) -> set[str]:
         lost: set[str] = set()

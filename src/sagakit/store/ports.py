@@ -139,8 +139,9 @@ class ClaimPort(ABC):
 
         Runnable: status ``PENDING``, ``RUNNING`` or ``COMPENSATING``, no live lease, and a
         retry timer that is due (or a saga timeout that passed). Each claimed saga gets
-        ``version + 1`` and ``attempt + 1`` (an attempt counts before it runs, so a step
-        that kills its worker every time is bounded by its retries). Sagas in
+        ``version + 1``, and ``attempt + 1`` (an attempt counts before it runs) unless
+        its last holder's lease ran out while it held it: that holder died, which counts
+        in ``crashes`` instead (``records.lease_to``). Sagas in
         ``exclude_ids`` (those the claimer is running) are never claimed, even when their
         lease ran out. With ``take_over=False`` only sagas nobody leases are claimed, not
         those whose lease expired (their holder may be alive, cut off by an outage).

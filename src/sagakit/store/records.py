@@ -86,7 +86,10 @@ def lease_to(record: SagaRecord, owner: str, now: datetime, lease_until: datetim
     so a worker killed by one poison saga does not use up its neighbours' retries. Any
     other claim starts the next attempt, counted before it runs.
     """
+    # PENDING too: a worker that dies in a saga's first step has written nothing yet, so
+    # the row is still PENDING, under that worker's lease
     abandoned = record.lease_owner is not None and record.status in (
+        SagaStatus.PENDING,
         SagaStatus.RUNNING,
         SagaStatus.COMPENSATING,
     )

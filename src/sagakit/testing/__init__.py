@@ -1,5 +1,6 @@
-"""Test helpers shipped with sagakit: the store contract suite any adapter must pass."""
+"""Test helpers shipped with sagakit: the store contract suite, and ``explore`` for sagas."""
 
 from .contract import StoreContract
+from .explore import Report, Run, explore
 
-__all__ = ["StoreContract"]
+__all__ = ["Report", "Run", "StoreContract", "explore"]

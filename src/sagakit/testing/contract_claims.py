@@ -17,7 +17,7 @@ from .contract_records import advanced, new_saga, started
 class ClaimContract:
     """Claiming runnable sagas under leases, and renewing them."""
 
-    async def test_claim_leases_runnable_sagas_and_counts_an_attempt(
+    async def test_claim_leases_runnable_sagas_and_counts_what_a_claim_costs(
         self, store: SagaStore
     ) -> None:
         pending = new_saga("p", status=SagaStatus.PENDING, version=1)
@@ -33,12 +33,14 @@ class ClaimContract:
         # a live lease keeps it from every other claimer
         again = await store.claim("w2", now=now, lease_until=now + timedelta(seconds=30), limit=10)
         assert again == []
-        # once the lease has expired anyone may take it, and that counts another attempt
+        # once the lease has expired anyone may take it: its holder died before writing
+        # anything (even in the first step), which counts a crash, not another attempt
         later = now + timedelta(seconds=31)
         taken = await store.claim(
             "w2", now=later, lease_until=later + timedelta(seconds=30), limit=10
         )
-        assert [(r.id, r.lease_owner, r.attempt, r.version) for r in taken] == [("p", "w2", 2, 3)]
+        got_taken = [(r.id, r.lease_owner, r.attempt, r.crashes, r.version) for r in taken]
+        assert got_taken == [("p", "w2", 1, 1, 3)]
 
     async def test_claim_skips_terminal_paused_and_not_yet_due(self, store: SagaStore) -> None:
         now = utcnow()

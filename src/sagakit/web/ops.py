@@ -64,7 +64,7 @@ async def metrics(request: Request, _caller: Reader) -> Response:
         raise ApiProblem(503, state.metrics_problem or "metrics are not available")
     from ..observability.metrics import CONTENT_TYPE
 
-    await state.metrics.refresh(runtime.store)
+    await state.metrics.refresh(runtime.store, runtime.machines)
     return Response(content=state.metrics.render(), media_type=CONTENT_TYPE)
 
 
