@@ -113,3 +113,16 @@ async def test_a_parked_saga_survives_a_restart_and_can_be_addressed_by_id(
         final = await rt.wait("a1", timeout=20)
         assert final.status == S.COMPLETED and final.data["acted_by"] == "dana"
     await asyncio.sleep(0)
+
+
+async def test_an_operator_can_cancel_a_parked_saga(store_url: str) -> None:
+    async with sk.Runtime(store_url, sagas=[purchase_saga()], poll_interval=0.05) as rt:
+        await rt.start("purchase", {"n": 5}, saga_id="p5")
+        await eventually(lambda: _status(rt, "p5", S.WAITING))
+        await rt.cancel("p5", actor="ops", reason="customer gave up")
+        final = await rt.wait("p5", timeout=20)
+        assert (final.status, final.reason) == (S.COMPENSATED, sk.Reason.CANCELLED)
+        # the payment that comes later finds no saga listening: it is held, not applied
+        late = await rt.send("PaymentConfirmed", {"order_id": "ord-5", "amount": 1})
+        assert late.outcome is Out.HELD
+        assert "amount" not in (await rt.get("p5")).data

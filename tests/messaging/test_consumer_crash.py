@@ -37,6 +37,21 @@ async def wait_for(check: object, what: str, timeout: float = 30) -> None:
         await asyncio.sleep(0.02)
 
 
+async def _until_marked(db: str, queue: str, ids: list[str], timeout: float = 30) -> None:
+    from sagakit.store.records import InboxMark
+
+    store = sk.open_store(db)
+    await store.open(migrate=False)
+    try:
+        deadline = time.monotonic() + timeout
+        for message_id in ids:
+            while not await store.inbox_seen(InboxMark(queue, message_id)):
+                assert time.monotonic() < deadline, f"{message_id} never marked"
+                await asyncio.sleep(0.02)
+    finally:
+        await store.close()
+
+
 async def test_the_redelivered_message_is_recognised_by_the_inbox(tmp_path: Path) -> None:
     url = rabbitmq_url()
     exchange = f"t_{uuid.uuid4().hex[:10]}"
@@ -60,6 +75,8 @@ async def test_the_redelivered_message_is_recognised_by_the_inbox(tmp_path: Path
             lines = lambda: applied.read_text().splitlines()  # noqa: E731
             await wait_for(lambda: len(lines()) >= 5, "every message applied")
             await wait_for(lambda: "duplicate" in out2.read_text(), "the redelivery")
+            # a handler writes its line before its inbox mark: wait for every mark too
+            await _until_marked(db, queue, ids)
         finally:
             second.kill()
             second.wait()

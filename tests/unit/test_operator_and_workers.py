@@ -149,7 +149,7 @@ async def test_cancel_of_a_saga_with_nothing_done_compensates_at_once(store_url:
         ("cancel", "cannot cancel saga 'done': it is COMPLETED"),
         ("pause", "pause applies to PENDING, RUNNING and COMPENSATING"),
         ("resume", "resume applies to PAUSED sagas only"),
-        ("compensate", "compensate applies to PENDING, RUNNING, PAUSED and FAILED"),
+        ("compensate", "compensate applies to PENDING, RUNNING, WAITING, PAUSED and FAILED"),
     ],
 )
 async def test_actions_that_make_no_sense_are_refused_with_the_state(

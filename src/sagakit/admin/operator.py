@@ -37,11 +37,11 @@ _ACCEPTS: dict[Action, tuple[frozenset[SagaStatus], str]] = {
         "retry timer; use resume for a PAUSED saga",
     ),
     Action.COMPENSATE: (
-        frozenset({_S.PENDING, _S.RUNNING, _S.PAUSED, _S.FAILED}),
-        "compensate applies to PENDING, RUNNING, PAUSED and FAILED sagas",
+        frozenset({_S.PENDING, _S.RUNNING, _S.WAITING, _S.PAUSED, _S.FAILED}),
+        "compensate applies to PENDING, RUNNING, WAITING, PAUSED and FAILED sagas",
     ),
     Action.CANCEL: (
-        frozenset({_S.PENDING, _S.RUNNING, _S.PAUSED}),
+        frozenset({_S.PENDING, _S.RUNNING, _S.WAITING, _S.PAUSED}),
         "cancel applies to sagas that have not finished; a FAILED saga needs retry or compensate",
     ),
     Action.PAUSE: (

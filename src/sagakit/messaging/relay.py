@@ -76,14 +76,30 @@ class Relay:
         self._wake.set()
 
     async def run(self, *, burst: bool = False) -> RelayCounters:
-        """Publish until ``stop()``; with ``burst``, until no message is due."""
+        """Publish until ``stop()``; with ``burst``, until no message is due.
+
+        The marks of one batch are written while the next batch is published: the next
+        claim cannot take those messages (they are claimed) nor their sagas' later ones
+        (not heads until marked), so order holds and the broker and the database work at
+        the same time.
+        """
         self.store.outbox_written.add(self.wake)
         unlisten = await self.store.listen_outbox(self.wake)
         outage = 0
+        recording: asyncio.Task[int] | None = None
         try:
             while not self._stopping.is_set():
+                batch: tuple[list[OutboxMessage], list[object]] | None = None
+                marked = False
                 try:
-                    sent = await self.relay_once()
+                    batch = await self._publish_batch()
+                    previous, recording = recording, None
+                    if batch is not None:
+                        recording = asyncio.create_task(self._record(*batch))
+                    if previous is not None:
+                        # its outage, if any, surfaces here; and what it marked may have
+                        # made the next messages of its sagas due
+                        marked = bool(await previous)
                     outage = 0
                 except (BrokerUnavailable, StoreUnavailable) as e:
                     self.counters.outages += 1
@@ -97,12 +113,15 @@ class Relay:
                     log.exception("relay: unexpected failure; retrying in %.1fs", wait)
                     await self._sleep(wait)
                     continue
-                if sent:
+                if batch is not None or recording is not None or marked:
                     continue
                 if burst:  # nothing due now: what waits for a retry is left for later
                     break
                 await self._sleep(self.poll_interval)
         finally:
+            if recording is not None:
+                with contextlib.suppress(Exception):  # unmarked: re-sent after the claim
+                    await recording
             self.store.outbox_written.remove(self.wake)
             if unlisten is not None:
                 await unlisten()
@@ -114,7 +133,12 @@ class Relay:
         self._wake.clear()
 
     async def relay_once(self) -> int:
-        """Claim one batch and publish it; return how many messages were published."""
+        """Claim one batch, publish it and mark it; return how many were published."""
+        batch = await self._publish_batch()
+        return 0 if batch is None else await self._record(*batch)
+
+    async def _publish_batch(self) -> tuple[list[OutboxMessage], list[object]] | None:
+        """Claim a batch and publish it; return it with each message's outcome, or None."""
         now = utcnow()
         claimed = await self.store.claim_outbox(
             self.owner,
@@ -123,11 +147,15 @@ class Relay:
             limit=self.batch,
         )
         if not claimed:
-            return 0
+            return None
         # one message per saga in a batch, so publishing them at once keeps every order
         outcomes = await asyncio.gather(
             *(self.broker.publish(Envelope.of(m)) for m in claimed), return_exceptions=True
         )
+        return claimed, list(outcomes)
+
+    async def _record(self, claimed: list[OutboxMessage], outcomes: list[object]) -> int:
+        """Mark the confirmed messages published and schedule the others; raise an outage."""
         confirmed = [m for m, error in zip(claimed, outcomes, strict=True) if error is None]
         await self.store.outbox_published(
             [m.id for m in confirmed if m.id is not None], at=utcnow()
@@ -151,7 +179,6 @@ class Relay:
         """Schedule the next attempt; a refused message that used them all is dead."""
         now = utcnow()
         assert message.id is not None
-        self.counters.failed += 1
         # an unreachable broker is nobody's fault: never let an outage kill a message
         gave_up = message.attempts >= self.max_attempts and not isinstance(error, BrokerUnavailable)
         retry_at: datetime | None = None
@@ -159,7 +186,6 @@ class Relay:
             wait = RETRY_BACKOFF[min(message.attempts - 1, len(RETRY_BACKOFF) - 1)]
             retry_at = now + timedelta(seconds=wait)
         else:
-            self.counters.dead += 1
             log.error(
                 "outbox message %s (%s, saga %s) is dead after %d attempts: %s",
                 message.id,
@@ -169,4 +195,7 @@ class Relay:
                 error,
             )
         await self.store.outbox_failed(message.id, error=str(error), retry_at=retry_at, now=now)
+        # counted once written, so whoever reads the counters finds the rows changed
+        self.counters.failed += 1
+        self.counters.dead += retry_at is None
         self.hooks.message_failed(message, error, dead=retry_at is None)
