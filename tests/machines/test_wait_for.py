@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import sagakit as sk
@@ -112,7 +111,6 @@ async def test_a_parked_saga_survives_a_restart_and_can_be_addressed_by_id(
         assert result.outcome is Out.APPLIED
         final = await rt.wait("a1", timeout=20)
         assert final.status == S.COMPLETED and final.data["acted_by"] == "dana"
-    await asyncio.sleep(0)
 
 
 async def test_an_operator_can_cancel_a_parked_saga(store_url: str) -> None:
