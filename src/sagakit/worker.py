@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+from . import clock
 from .errors import StoreError, StoreUnavailable
 from .hooks import HookChain, SagaHooks
 from .leases import LeaseKeeper
@@ -172,6 +173,7 @@ class Worker:
         self.leases.start()
         idle = self.poll_interval / 16
         unsubscribe = await self.store.subscribe(self.wake)
+        stop_listening = clock.on_advance(self.wake)
         try:
             while not self._stopping:
                 await self._maintain()
@@ -187,6 +189,7 @@ class Worker:
                 await self._sleep(idle)
                 idle = min(idle * 2, self.poll_interval)
         finally:
+            stop_listening()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             if unsubscribe is not None:

@@ -5,16 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from ..clock import utcnow as utcnow  # re-exported: the stores read this clock
 from ..status import Reason, SagaStatus
-
-
-def utcnow() -> datetime:
-    """Return the current time as an aware UTC datetime (the only clock the stores use)."""
-    return datetime.now(UTC)
 
 
 @dataclass(slots=True)
