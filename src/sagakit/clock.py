@@ -60,25 +60,13 @@ class VirtualClock:
         """The virtual time: where the last advance left it."""
         return self._now
 
-    async def advance(
-        self,
-        delta: timedelta | float | None = None,
-        *,
-        days: float = 0,
-        hours: float = 0,
-        minutes: float = 0,
-        seconds: float = 0,
-    ) -> datetime:
-        """Move the time forward (``delta`` in seconds or as a timedelta, or by unit).
+    async def advance(self, delta: timedelta | float | None = None, **units: float) -> datetime:
+        """Move the time forward: ``delta`` seconds or a timedelta, or ``minutes=15`` etc.
 
         Returns the new time. Listeners are called after the move; an awaitable they return
         is awaited, so a test bed's worker has run everything due when this returns.
         """
-        step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta or 0)
-        step += timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-        if step < timedelta(0):
-            raise ValueError(f"a clock only moves forward; advance got {step}")
-        self._now += step
+        self._now += forward(delta, **units)
         for listener in list(self._listeners):
             result = listener()
             if inspect.isawaitable(result):
@@ -89,6 +77,22 @@ class VirtualClock:
         """Call ``callback`` after every advance; returns the function that stops it."""
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+
+
+def forward(
+    delta: timedelta | float | None = None,
+    *,
+    days: float = 0,
+    hours: float = 0,
+    minutes: float = 0,
+    seconds: float = 0,
+) -> timedelta:
+    """The step of an ``advance(...)`` call as a timedelta; refuses to go back."""
+    step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta or 0)
+    step += timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if step < timedelta(0):
+        raise ValueError(f"a clock only moves forward; advance got {step}")
+    return step
 
 
 _SYSTEM = SystemClock()

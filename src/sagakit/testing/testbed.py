@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from ..clock import VirtualClock, use_clock
+from ..clock import VirtualClock, forward, use_clock
 from ..hooks import SagaHooks
 from ..machines.definition import StateMachine
 from ..orchestration.definition import Saga
@@ -119,25 +119,15 @@ class TestBed:
         await self.settle()
         return result
 
-    async def advance(
-        self,
-        delta: timedelta | float | None = None,
-        *,
-        days: float = 0,
-        hours: float = 0,
-        minutes: float = 0,
-        seconds: float = 0,
-    ) -> datetime:
+    async def advance(self, delta: timedelta | float | None = None, **units: float) -> datetime:
         """Move the virtual time forward and run every timer due by then; return the time.
 
-        The clock stops at each due time on the way, in order, so a timer that a fired
-        timer sets (the next retry's back-off) fires too if it falls before the end.
+        ``delta`` in seconds or as a timedelta, or ``days=``, ``hours=``, ``minutes=``,
+        ``seconds=``. The clock stops at each due time on the way, in order, so a timer
+        that a fired timer sets (the next retry's back-off) fires too if it falls before
+        the end.
         """
-        step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta or 0)
-        step += timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-        if step < timedelta(0):
-            raise ValueError(f"a clock only moves forward; advance got {step}")
-        target = self.clock.now() + step
+        target = self.clock.now() + forward(delta, **units)
         while (due := await self._next_due()) is not None and due <= target:
             await self.clock.advance(due - self.clock.now())
         return await self.clock.advance(target - self.clock.now())
