@@ -7,11 +7,14 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Connection, Insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..errors import StoreError, StoreUnavailable, TransactionConflict
 from ..status import SagaStatus
+from .pg_checkpoint import OneStatementCheckpoints
 from .pg_listen import Listener
 from .sql import SqlStore, _Write
 from .sql.core import Fault
@@ -29,6 +32,9 @@ _UNAVAILABLE_CLASSES = ("08", "57P", "53")
 class PostgresStore(SqlStore):
     """Many workers on many machines, coordinated by row locks and leases in PostgreSQL."""
 
+    #: Builds the one-statement checkpoints (made on first use, from the tables).
+    _one_statement: OneStatementCheckpoints | None = None
+
     def _fault(self, driver_error: BaseException | None) -> Fault | None:
         state = str(
             getattr(driver_error, "sqlstate", None) or getattr(driver_error, "pgcode", "") or ""
@@ -43,6 +49,44 @@ class PostgresStore(SqlStore):
     def channel(self) -> str:
         """The NOTIFY channel on which new sagas are announced."""
         return f"{self.tables.prefix}sagakit_{self.tables.schema or 'public'}"
+
+    async def _write_in_one_statement(self, batch: list[_Write]) -> list[bool] | None:
+        if not OneStatementCheckpoints.takes(batch):
+            return None
+        if self._one_statement is None:
+            t = self.tables
+            self._one_statement = OneStatementCheckpoints(
+                t.instances,
+                t.events,
+                t.outbox,
+                self.engine.dialect,
+                sagas_channel=self.channel,
+                outbox_channel=self.outbox_channel,
+            )
+        sql, params = self._one_statement.statement(batch)
+        conn = await self._writer_connection()
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        try:
+            rows = await driver.fetch(sql, *params)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as e:
+            raise await self._driver_failed(e) from e
+        self.statements += 1
+        self.commits += 1
+        updated = {row[0] for row in rows}
+        return [w.saga_id in updated for w in batch]
+
+    async def _driver_failed(self, error: BaseException) -> StoreError:
+        """Classify an error asyncpg raised directly (no SQLAlchemy wrapper) by SQLSTATE."""
+        doing = "writing a checkpoint"
+        fault = (
+            self._fault(error) if isinstance(error, asyncpg.PostgresError) else Fault.UNAVAILABLE
+        )
+        if fault is Fault.CONFLICT:
+            return TransactionConflict(f"{self.description} rolled back {doing}: {error}")
+        if fault is Fault.UNAVAILABLE:
+            await self._reset_writer()
+            return StoreUnavailable(f"{self.description} is unavailable while {doing}: {error}")
+        return StoreError(f"{self.description} failed while {doing}: {error}")
 
     def _insert_ignore(self) -> Insert:
         return pg_insert(self.tables.instances).on_conflict_do_nothing(index_elements=["id"])

@@ -127,10 +127,12 @@ class GroupCommit(SqlCore):
     async def _flush_batch(self, batch: list[_Write], *, isolate: bool) -> None:
         try:
             async with self._writer_lock:
-                try:
-                    outcomes = await self._in_writer(self._write_batch, batch, False)
-                except _BatchConflict:
-                    outcomes = await self._in_writer(self._write_batch, batch, True)
+                outcomes = await self._write_in_one_statement(batch)
+                if outcomes is None:
+                    try:
+                        outcomes = await self._in_writer(self._write_batch, batch, False)
+                    except _BatchConflict:
+                        outcomes = await self._in_writer(self._write_batch, batch, True)
         except Exception as e:  # every waiter must hear of a failed commit
             error = await self._writer_failed(e, "writing a checkpoint")
             if isolate and not isinstance(error, StoreUnavailable):
@@ -159,6 +161,13 @@ class GroupCommit(SqlCore):
                 )
             else:
                 write.future.set_result(applied)
+
+    async def _write_in_one_statement(self, batch: list[_Write]) -> builtins.list[bool] | None:
+        """Write ``batch`` as one statement if the dialect can (PostgreSQL); else ``None``.
+
+        Returns, per write, whether it was applied (its version check held).
+        """
+        return None
 
     def _write_batch(
         self, conn: Connection, batch: list[_Write], row_by_row: bool
