@@ -47,17 +47,23 @@ def _encode(rows: list[dict[str, Any]]) -> str:
 class _RecordSet:
     """One table's rows as ``jsonb_to_recordset($n::jsonb) AS alias(name type, ...)``."""
 
-    def __init__(
-        self,
-        table: Table,
-        names: Sequence[str],
-        dialect: Dialect,
-        keys: Sequence[str] | None = None,
-    ) -> None:
-        #: The JSON keys, also the record set's column names (default: the table's).
-        self.keys = tuple(keys or names)
+    def __init__(self, types: dict[str, str]) -> None:
+        #: The JSON keys, also the record set's column names, with their SQL types.
+        self.types = types
+        self.keys = tuple(types)
+        self._columns = ", ".join(f"{k} {t}" for k, t in types.items())
+
+    @classmethod
+    def of(
+        cls, table: Table, names: Sequence[str], dialect: Dialect, keys: Sequence[str] = ()
+    ) -> _RecordSet:
+        """The record set of ``names`` of ``table`` (called ``keys`` if given)."""
         types = [table.c[n].type.compile(dialect=dialect) for n in names]
-        self._columns = ", ".join(f"{k} {t}" for k, t in zip(self.keys, types, strict=True))
+        return cls(dict(zip(keys or names, types, strict=True)))
+
+    def narrowed(self, keys: Sequence[str]) -> _RecordSet:
+        """The same record set with only ``keys`` (in this set's order)."""
+        return _RecordSet({k: t for k, t in self.types.items() if k in keys})
 
     def source(self, parameter: int, alias: str) -> str:
         return f"jsonb_to_recordset(${parameter}::jsonb) AS {alias}({self._columns})"
@@ -82,16 +88,17 @@ class OneStatementCheckpoints:
         quote = dialect.identifier_preparer.format_table
         self._tables = (quote(instances), quote(events), quote(outbox))
         # b_expected: the version the writer read (the new one is among the _MUTABLE)
-        self._updates = _RecordSet(
+        self._updates = _RecordSet.of(
             instances, ("id", "version", *_MUTABLE), dialect, ("id", "b_expected", *_MUTABLE)
         )
-        self._creations = _RecordSet(
+        self._creations = _RecordSet.of(
             instances, ("id", "saga_type", "kind", "created_at", *_MUTABLE), dialect
         )
-        self._events = _RecordSet(events, _EVENT_COLUMNS, dialect)
-        self._messages = _RecordSet(outbox, [c.name for c in outbox.c if c.name != "id"], dialect)
+        self._events = _RecordSet.of(events, _EVENT_COLUMNS, dialect)
+        outbox_columns = [c.name for c in outbox.c if c.name != "id"]
+        self._messages = _RecordSet.of(outbox, outbox_columns, dialect)
         self._channels = (sagas_channel.replace("'", "''"), outbox_channel.replace("'", "''"))
-        self._sql: dict[tuple[bool, bool, bool, bool], str] = {}
+        self._sql: dict[tuple[tuple[str, ...], bool, bool, bool], tuple[str, _RecordSet]] = {}
 
     @staticmethod
     def takes(batch: Sequence[_Write]) -> bool:
@@ -106,45 +113,52 @@ class OneStatementCheckpoints:
             for w in batch
             if w.expected_version is not None
         ]
+        # only the columns some checkpoint of the batch changes (the version always does)
+        changed = {c for w in batch if w.expected_version is not None for c in w.columns}
+        columns = tuple(c for c in _MUTABLE if c in changed) if updates else ()
         creations = [w.params for w in batch if w.expected_version is None]
         events = [event_params(e) for w in batch for e in w.events]
         messages = [message_params(m) for w in batch for m in w.outbox]
+        key = (columns, bool(creations), bool(events), bool(messages))
+        built = self._sql.get(key)
+        if built is None:
+            built = self._sql[key] = self._build(*key)
+        sql, update_rows = built
         params = []
         for rows, shape in (
-            (updates, self._updates),
+            (updates, update_rows),
             (creations, self._creations),
             (events, self._events),
             (messages, self._messages),
         ):
             if rows:
                 params.append(shape.rows(rows))
-        key = (bool(updates), bool(creations), bool(events), bool(messages))
-        sql = self._sql.get(key)
-        if sql is None:
-            sql = self._sql[key] = self._build(*key)
         return sql, params
 
-    def _build(self, updates: bool, creations: bool, events: bool, messages: bool) -> str:
+    def _build(
+        self, columns: tuple[str, ...], creations: bool, events: bool, messages: bool
+    ) -> tuple[str, _RecordSet]:
         instances, events_table, outbox_table = self._tables
         sagas_channel, outbox_channel = self._channels
         parts: list[str] = []
         written: list[str] = []
         notices: list[str] = []
         parameter = 1
-        if updates:
-            sets = ", ".join(f"{name} = v.{name}" for name in _MUTABLE)
+        updates = self._updates.narrowed(("id", "b_expected", *columns))
+        if columns:
+            sets = ", ".join(f"{name} = v.{name}" for name in columns)
             parts += [
-                f"v AS (SELECT * FROM {self._updates.source(parameter, 'v')})",
+                f"v AS (SELECT * FROM {updates.source(parameter, 'v')})",
                 f"u AS (UPDATE {instances} AS t SET {sets} FROM v "
                 "WHERE t.id = v.id AND t.version = v.b_expected RETURNING t.id)",
             ]
             written.append("SELECT id FROM u")
             parameter += 1
         if creations:
-            columns = ", ".join(self._creations.keys)
+            listed = ", ".join(self._creations.keys)
             parts += [
                 f"c AS (SELECT * FROM {self._creations.source(parameter, 'c')})",
-                f"i AS (INSERT INTO {instances} ({columns}) SELECT {columns} FROM c "
+                f"i AS (INSERT INTO {instances} ({listed}) SELECT {listed} FROM c "
                 "ON CONFLICT (id) DO NOTHING RETURNING id, status)",
             ]
             written.append("SELECT id FROM i")
@@ -163,7 +177,7 @@ class OneStatementCheckpoints:
             heard = " UNION ".join(f"({q} LIMIT 1)" for q in notices)
             parts.append(f"n AS (SELECT pg_notify(channel, '') FROM ({heard}) AS h(channel))")
             tail += " CROSS JOIN (SELECT count(*) FROM n) AS notified"
-        return "WITH " + ",\n".join(parts) + "\n" + tail
+        return "WITH " + ",\n".join(parts) + "\n" + tail, updates
 
     @staticmethod
     def _insert(name: str, table: str, rows: _RecordSet, parameter: int, back: str = "") -> str:

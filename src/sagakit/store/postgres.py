@@ -34,6 +34,9 @@ class PostgresStore(SqlStore):
 
     #: Builds the one-statement checkpoints (made on first use, from the tables).
     _one_statement: OneStatementCheckpoints | None = None
+    #: The writer connection's asyncpg connection (dropped with the writer).
+    _driver: Any = None
+    _driver_of: Any = None
 
     def _fault(self, driver_error: BaseException | None) -> Fault | None:
         state = str(
@@ -64,8 +67,11 @@ class PostgresStore(SqlStore):
                 outbox_channel=self.outbox_channel,
             )
         sql, params = self._one_statement.statement(batch)
-        conn = await self._writer_connection()
-        driver: Any = (await conn.get_raw_connection()).driver_connection
+        if self._driver is None or self._driver_of is not self._writer:
+            conn = await self._writer_connection()
+            self._driver = (await conn.get_raw_connection()).driver_connection
+            self._driver_of = conn
+        driver = self._driver
         try:
             rows = await driver.fetch(sql, *params)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as e:
