@@ -100,12 +100,6 @@ class OneStatementCheckpoints:
         self._channels = (sagas_channel.replace("'", "''"), outbox_channel.replace("'", "''"))
         self._sql: dict[tuple[tuple[str, ...], bool, bool, bool], tuple[str, _RecordSet]] = {}
 
-    @staticmethod
-    def takes(batch: Sequence[_Write]) -> bool:
-        """Whether no write carries inbox marks or started sagas, and no saga is in twice."""
-        plain = all(not w.inbox and not w.starts for w in batch)
-        return plain and len({w.saga_id for w in batch}) == len(batch)
-
     def statement(self, batch: Sequence[_Write]) -> tuple[str, list[str]]:
         """The SQL and parameters writing ``batch``; it returns the ids it wrote."""
         updates = [

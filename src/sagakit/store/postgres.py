@@ -12,12 +12,12 @@ from sqlalchemy import Connection, Insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..errors import StoreError, StoreUnavailable, TransactionConflict
 from ..status import SagaStatus
 from .pg_checkpoint import OneStatementCheckpoints
 from .pg_listen import Listener
 from .sql import SqlStore, _Write
 from .sql.core import Fault
+from .sql.rows import plain_batch
 
 log = logging.getLogger("sagakit.store")
 
@@ -53,8 +53,8 @@ class PostgresStore(SqlStore):
         """The NOTIFY channel on which new sagas are announced."""
         return f"{self.tables.prefix}sagakit_{self.tables.schema or 'public'}"
 
-    async def _write_in_one_statement(self, batch: list[_Write]) -> list[bool] | None:
-        if not OneStatementCheckpoints.takes(batch):
+    async def _write_direct(self, batch: list[_Write]) -> list[bool] | None:
+        if not plain_batch(batch):
             return None
         if self._one_statement is None:
             t = self.tables
@@ -75,24 +75,11 @@ class PostgresStore(SqlStore):
         try:
             rows = await driver.fetch(sql, *params)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as e:
-            raise await self._driver_failed(e) from e
+            raise await self._direct_failed(e, "writing a checkpoint") from e
         self.statements += 1
         self.commits += 1
         updated = {row[0] for row in rows}
         return [w.saga_id in updated for w in batch]
-
-    async def _driver_failed(self, error: BaseException) -> StoreError:
-        """Classify an error asyncpg raised directly (no SQLAlchemy wrapper) by SQLSTATE."""
-        doing = "writing a checkpoint"
-        fault = (
-            self._fault(error) if isinstance(error, asyncpg.PostgresError) else Fault.UNAVAILABLE
-        )
-        if fault is Fault.CONFLICT:
-            return TransactionConflict(f"{self.description} rolled back {doing}: {error}")
-        if fault is Fault.UNAVAILABLE:
-            await self._reset_writer()
-            return StoreUnavailable(f"{self.description} is unavailable while {doing}: {error}")
-        return StoreError(f"{self.description} failed while {doing}: {error}")
 
     def _insert_ignore(self) -> Insert:
         return pg_insert(self.tables.instances).on_conflict_do_nothing(index_elements=["id"])

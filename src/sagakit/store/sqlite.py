@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -20,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .sql import SqlStore, attach_sqlite_setup
 from .sql.core import Fault
+from .sql.rows import _Write, plain_batch
+from .sqlite_direct import DirectWrites
 
 _T = TypeVar("_T")
 
@@ -47,6 +50,7 @@ class SqliteStore(SqlStore):
         self._thread: ThreadPoolExecutor | None = None
         self._sync_conn: Connection | None = None
         self._sync_engine = None
+        self._direct: DirectWrites | None = None
         if self._threaded:
             self._sync_engine = create_engine(engine.url.set(drivername="sqlite+pysqlite"))
             attach_sqlite_setup(self._sync_engine)
@@ -60,6 +64,22 @@ class SqliteStore(SqlStore):
     def _lock_candidates(self, query: Select[Any]) -> Select[Any]:
         # BEGIN IMMEDIATE already holds the database's single write lock.
         return query
+
+    async def _write_direct(self, batch: list[_Write]) -> list[bool] | None:
+        if not self._threaded or not plain_batch(batch):
+            return None
+        if self._direct is None:
+            self._direct = DirectWrites(
+                self.tables, self.engine.dialect, self._insert_ignore_statement
+            )
+        before = self._direct.statements
+        try:
+            outcomes = await self._in_writer(self._direct.write, batch)
+        except sqlite3.Error as e:
+            raise await self._direct_failed(e, "writing a checkpoint") from e
+        self.statements += self._direct.statements - before
+        self.commits += 1
+        return outcomes
 
     async def _in_writer(self, fn: Callable[..., _T], *args: Any) -> _T:
         if not self._threaded:

@@ -187,6 +187,24 @@ class SqlCore(SagaStore):
         except _DRIVER_ERRORS as e:
             raise self._translate(e, "reading sagas") from e
 
+    async def _direct_failed(self, error: BaseException, doing: str) -> StoreError:
+        """Translate an error the driver raised directly (no SQLAlchemy wrapper around it).
+
+        Its code decides (``_fault``); a socket error or a message that says "try again"
+        is an outage, and after an outage the writer connection is dropped.
+        """
+        fault = self._fault(error)
+        text = f"{type(error).__name__}: {error}"
+        if fault is Fault.CONFLICT:
+            return TransactionConflict(f"{self.description} rolled back {doing}: {text}")
+        if fault is Fault.UNAVAILABLE or (
+            fault is None
+            and (isinstance(error, OSError | TimeoutError) or self._is_transient(str(error)))
+        ):
+            await self._reset_writer()
+            return StoreUnavailable(f"{self.description} is unavailable while {doing}: {text}")
+        return StoreError(f"{self.description} failed while {doing}: {text}{self._hint(text)}")
+
     def _translate(self, error: BaseException, doing: str) -> StoreError:
         """Map a driver error to ``StoreUnavailable`` (retry later) or ``StoreError``."""
         if not isinstance(error, DBAPIError):

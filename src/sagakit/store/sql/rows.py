@@ -137,3 +137,12 @@ def message_from_row(row: Any) -> OutboxMessage:
 def message_params(message: OutboxMessage) -> dict[str, Any]:
     """The bind parameters of a new ``saga_outbox`` row."""
     return {name: getattr(message, name) for name in _MESSAGE_FIELDS if name != "id"}
+
+
+def plain_batch(batch: Sequence[_Write]) -> bool:
+    """Whether no write carries inbox marks or started sagas, and no saga is in twice.
+
+    Such a batch needs no duplicate checks, so a dialect may write it the direct way.
+    """
+    plain = all(not w.inbox and not w.starts for w in batch)
+    return plain and len({w.saga_id for w in batch}) == len(batch)

@@ -127,7 +127,7 @@ class GroupCommit(SqlCore):
     async def _flush_batch(self, batch: list[_Write], *, isolate: bool) -> None:
         try:
             async with self._writer_lock:
-                outcomes = await self._write_in_one_statement(batch)
+                outcomes = await self._write_direct(batch)
                 if outcomes is None:
                     try:
                         outcomes = await self._in_writer(self._write_batch, batch, False)
@@ -162,10 +162,12 @@ class GroupCommit(SqlCore):
             else:
                 write.future.set_result(applied)
 
-    async def _write_in_one_statement(self, batch: list[_Write]) -> builtins.list[bool] | None:
-        """Write ``batch`` as one statement if the dialect can (PostgreSQL); else ``None``.
+    async def _write_direct(self, batch: list[_Write]) -> builtins.list[bool] | None:
+        """Write ``batch`` past SQLAlchemy's execution layer if the dialect can; else ``None``.
 
-        Returns, per write, whether it was applied (its version check held).
+        PostgreSQL sends one statement; SQLite runs prepared statements on the writer
+        thread's own connection. Returns, per write, whether it was applied (its version
+        check held, or its id was new).
         """
         return None
 
