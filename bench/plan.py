@@ -170,6 +170,10 @@ def build_plan(sizes: Sizes, groups: tuple[str, ...], backend: str = "sqlite") -
             n = sizes.sagakit_sequential if k == 1 else sizes.sagakit_concurrent
             params: dict[str, Any] = {"sagas": n, "in_flight": k, "warmup": w}
             plan.append(CaseSpec("sagakit", f"in_flight_{k}", "sagakit.run", params))
+        # step 4 fails, steps 1-3 compensate: 1 + 3 + 1 + 3 checkpoints (start, steps,
+        # the failure, the compensations)
+        failing = {"sagas": sizes.sagakit_sequential, "in_flight": 1, "warmup": w, "fail_at": 3}
+        plan.append(CaseSpec("sagakit", "failing_in_flight_1", "sagakit.run", failing))
         paired = {"rounds": sizes.paired_rounds, "sagas_per_round": sizes.paired_sagas_per_round}
         plan.append(CaseSpec("sagakit", "step_cost_paired", "sagakit.step_cost_paired", paired))
     if "dbos" in groups:

@@ -27,20 +27,41 @@ class StepClock(sk.SagaHooks):
             self.latencies.append(time.perf_counter() - began)
 
 
-def make_saga(clock: StepClock | None = None) -> sk.Saga:
-    """Return the 5-step no-op saga; with ``clock``, each step reports when it starts."""
+class Declined(Exception):
+    """The failure of the failing path's step: permanent, never retried."""
+
+
+def make_saga(clock: StepClock | None = None, *, fail_at: int | None = None) -> sk.Saga:
+    """Return the 5-step no-op saga; with ``clock``, each step reports when it starts.
+
+    ``fail_at``: that step (0-based) raises at once and the steps before it compensate
+    (each compensation a no-op), as when a payment is declined.
+    """
     saga = sk.Saga(SAGA_NAME)
+    once = sk.Retry(max_attempts=1)
     for index in range(STEPS):
-        saga.add(sk.Step(name=f"step{index}", action=_step(index, clock)))
+        step = sk.Step(
+            name=f"step{index}",
+            action=_step(index, clock, fails=index == fail_at),
+            compensate=_undo if fail_at is not None else None,
+            retry=once if index == fail_at else None,
+        )
+        saga.add(step)
     return saga
 
 
-def _step(index: int, clock: StepClock | None) -> Any:
+async def _undo(ctx: sk.StepContext) -> None:
+    return None
+
+
+def _step(index: int, clock: StepClock | None, *, fails: bool = False) -> Any:
     key = f"step{index}"
 
     async def action(ctx: sk.StepContext) -> dict[str, Any]:
         if clock is not None:
             clock.step_started(ctx.saga_id)
+        if fails:
+            raise Declined(f"{key} declined")
         return step_output(index)
 
     action.__name__ = key

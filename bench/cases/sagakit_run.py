@@ -24,8 +24,10 @@ def store_counters(rt: sk.Runtime) -> tuple[int, int]:
 async def sagakit_run(ctx: CaseContext) -> dict[str, Any]:
     """Run ``sagas`` sagas with ``in_flight`` at once; report rates, latencies and SQL per step."""
     n, in_flight, warmup = ctx.number("sagas"), ctx.number("in_flight"), ctx.number("warmup")
+    fail_at = ctx.params.get("fail_at")
+    expected = sk.SagaStatus.COMPLETED if fail_at is None else sk.SagaStatus.COMPENSATED
     clock = StepClock()
-    saga = make_saga(clock)
+    saga = make_saga(clock, fail_at=fail_at)
     db = ctx.database("sagakit")
     trace = SqlTrace()
     trace.attach_everywhere(db.backend)
@@ -33,7 +35,7 @@ async def sagakit_run(ctx: CaseContext) -> dict[str, Any]:
 
     async def run_one(i: int) -> None:
         result = await rt.run(SAGA_NAME, {"i": i})
-        if result.status != sk.SagaStatus.COMPLETED:
+        if result.status != expected:
             raise RuntimeError(f"saga {result.id} ended {result.status}")
 
     async with rt:
@@ -57,6 +59,8 @@ async def sagakit_run(ctx: CaseContext) -> dict[str, Any]:
         "seconds": round(timing.seconds, 4),
         "sagas_per_s": rate(n, timing.seconds),
         "steps_per_s": rate(steps, timing.seconds),
+        "checkpoints_per_s": rate(commits, timing.seconds),
+        "fail_at": fail_at,
         "saga_latency_ms": latency_ms(timing.latencies),
         "step_latency_ms": latency_ms(clock.latencies),
         "store_counters": {

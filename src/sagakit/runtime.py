@@ -21,6 +21,7 @@ from .messaging.consumer import Subscription
 from .messaging.relay import Relay
 from .orchestration.definition import Saga, saga_registry
 from .orchestration.engine import SagaExecutor
+from .orchestration.executor_base import Unknown
 from .runtime_events import split_definitions
 from .runtime_messaging import MessageRouting
 from .runtime_queries import SagaQueries
@@ -294,7 +295,7 @@ class Runtime(SagaQueries, MessageRouting):
         if not created:
             return await self._join(stored)
         self.hooks.saga_started(record)
-        final = await self._execute(saga, record)
+        final = await self._execute(saga, record, started_by=actor)
         return final if final is not None else await self.wait(record.id)
 
     async def start(
@@ -337,14 +338,16 @@ class Runtime(SagaQueries, MessageRouting):
                     return final
         return await self.wait(stored.id)
 
-    async def _execute(self, saga: Saga, record: SagaRecord) -> SagaRecord | None:
+    async def _execute(
+        self, saga: Saga, record: SagaRecord, *, started_by: str | Unknown | None = Unknown.ACTOR
+    ) -> SagaRecord | None:
         executor = self._executors.get(saga.name)
         if executor is None:
             executor = SagaExecutor(self.store, saga, owner=self.owner, hooks=self.hooks)
             self._executors[saga.name] = executor
         self.leases.hold(record)
         try:
-            final = await executor.run(record)
+            final = await executor.run(record, started_by=started_by)
         finally:
             self.leases.drop(record.id)
         if final is not None:

@@ -23,7 +23,7 @@ from ..quarantine import DEATHS_BEFORE_ALONE
 from ..status import Reason, SagaStatus
 from ..store.records import OutboxMessage, SagaRecord, utcnow
 from .context import StepContext
-from .executor_base import AttemptOutcome, Flow
+from .executor_base import AttemptOutcome, Flow, Unknown
 from .invoke import invoke, step_output
 from .step import Retry, Step
 from .wait_engine import WaitingExecutor
@@ -35,12 +35,18 @@ log = logging.getLogger("sagakit.engine")
 class SagaExecutor(WaitingExecutor):
     """Advances sagas of one definition; one instance serves many sagas concurrently."""
 
-    async def run(self, record: SagaRecord) -> SagaRecord | None:
+    async def run(
+        self, record: SagaRecord, *, started_by: str | Unknown | None = Unknown.ACTOR
+    ) -> SagaRecord | None:
         """Advance ``record`` until it is terminal, paused, or waiting on a durable timer.
 
         Return the last state written, or ``None`` if another writer took the saga over.
+        ``started_by``: who started the saga, where the caller knows (it just wrote its
+        first event), so a rollback need not read the history to name them.
         """
         started = time.monotonic()
+        if started_by is not Unknown.ACTOR:
+            self._starters[record.id] = started_by
         try:
             if record.definition_hash != self.saga.definition_hash:
                 # None: an operator resumed it under whatever definition runs it now
@@ -84,6 +90,8 @@ class SagaExecutor(WaitingExecutor):
                 extra={"saga_id": record.id, "saga_type": record.saga_type},
             )
             return None
+        finally:
+            self._starters.pop(record.id, None)
         self.hooks.saga_finished(record, time.monotonic() - started)
         return record
 
@@ -250,6 +258,8 @@ class SagaExecutor(WaitingExecutor):
 
     async def _starter(self, rec: SagaRecord) -> str | None:
         """The actor who started the saga (read only when a rollback begins)."""
+        if rec.id in self._starters:
+            return self._starters[rec.id]
         history = await self.store.events(rec.id)
         return history[0].actor if history and history[0].type == EventType.SAGA_STARTED else None
 

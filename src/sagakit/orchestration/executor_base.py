@@ -29,6 +29,12 @@ from .step import Retry
 log = logging.getLogger("sagakit.engine")
 
 
+class Unknown(Enum):
+    """A value the caller does not know (distinct from ``None``, a known absence)."""
+
+    ACTOR = "unknown actor"
+
+
 class Flow(Enum):
     """What the executor does after a step's checkpoint."""
 
@@ -72,6 +78,8 @@ class ExecutorBase:
         #: Asked between steps; when it says yes the saga is checkpointed and released.
         self.should_stop = should_stop or (lambda: False)
         self._fault = faults.from_environment()
+        #: Who started the sagas running here, where the caller said (see ``run``).
+        self._starters: dict[str, str | None] = {}
 
     async def release_unstarted(self, rec: SagaRecord) -> None:
         """Hand the saga back before its next attempt starts (that attempt is not counted)."""

@@ -32,6 +32,9 @@ _UNAVAILABLE_CLASSES = ("08", "57P", "53")
 class PostgresStore(SqlStore):
     """Many workers on many machines, coordinated by row locks and leases in PostgreSQL."""
 
+    #: A read is one SELECT: sent as it is, not inside BEGIN … ROLLBACK (two round trips).
+    read_options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
+
     #: Builds the one-statement checkpoints (made on first use, from the tables).
     _one_statement: OneStatementCheckpoints | None = None
     #: The writer connection's asyncpg connection (dropped with the writer).

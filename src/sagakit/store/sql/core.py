@@ -87,6 +87,9 @@ class SqlCore(SagaStore):
         """An INSERT of a saga row that does nothing if its id exists."""
         raise NotImplementedError
 
+    #: Execution options of a read (one query, no transaction needed), per dialect.
+    read_options: dict[str, Any] = {}
+
     #: Whether claims lock candidate rows (SKIP LOCKED); SQLite has one lock for everything.
     locks_rows = True
 
@@ -182,7 +185,7 @@ class SqlCore(SagaStore):
     async def _read(self, query: Any) -> builtins.list[Row[Any]]:
         try:
             async with self.engine.connect() as conn:
-                conn = await conn.execution_options(sagakit_read_only=True)
+                conn = await conn.execution_options(sagakit_read_only=True, **self.read_options)
                 return list((await conn.execute(query)).all())
         except _DRIVER_ERRORS as e:
             raise self._translate(e, "reading sagas") from e
