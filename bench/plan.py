@@ -12,6 +12,7 @@ GROUPS = (
     "dbos",
     "baseline",
     "recovery",
+    "processes",
     "memory",
     "relay",
     "machines",
@@ -23,6 +24,8 @@ SAGAKIT_IN_FLIGHT = (1, 16, 64, 256)
 DBOS_IN_FLIGHT = (1, 50)
 BASELINE_SHAPES = (("async", 1), ("sync", 1), ("async", 16))
 RECOVERY_WORKERS = 64
+#: Worker processes on one PostgreSQL, 64 in flight each.
+WORKER_PROCESSES = (1, 2, 4)
 MEMORY_IN_FLIGHT = 256
 
 
@@ -197,6 +200,10 @@ def build_plan(sizes: Sizes, groups: tuple[str, ...], backend: str = "sqlite") -
         for shape in ("midway", "pending"):
             params = {"sagas": sizes.recovery_sagas, "workers": RECOVERY_WORKERS, "shape": shape}
             plan.append(CaseSpec("recovery", shape, "recovery", params))
+    if "processes" in groups and backend != "sqlite":  # one file has one writer
+        for count in WORKER_PROCESSES:
+            params = {"sagas": sizes.sagakit_concurrent, "processes": count, "in_flight": 64}
+            plan.append(CaseSpec("processes", f"processes_{count}", "processes", params))
     if "memory" in groups:
         params = {
             "small": sizes.memory_small,

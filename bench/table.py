@@ -120,6 +120,13 @@ def other_table(results: Results) -> str:
             f"{_fmt(case.get('sagas_per_s'))} sagas/s, {_fmt(case.get('steps_per_s'))} steps/s"
         )
         rows.append(["recovery", label, rate_text, case.get("error", detail)])
+    for label, case in results.get("processes", {}).items():
+        detail = (
+            f"{case.get('sagas')} sagas, {case.get('in_flight')} in flight each; claimed twice "
+            f"{case.get('claimed_twice')}, lost {case.get('lost')}"
+        )
+        text = f"{_fmt(case.get('sagas_per_s'))} sagas/s"
+        rows.append(["processes", label, text, case.get("error", detail)])
     for label, case in results.get("memory", {}).items():
         samples = case.get("samples", [])
         text = ", ".join(f"{s['sagas']:,}: {s['rss_mib']} MiB" for s in samples)

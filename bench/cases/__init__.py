@@ -12,6 +12,7 @@ from bench.cases.floor import floor_concurrent, floor_sequential
 from bench.cases.machines import machine_events, machine_hot
 from bench.cases.memory import memory
 from bench.cases.paired import step_cost_paired
+from bench.cases.processes import processes
 from bench.cases.recovery import recovery
 from bench.cases.relay import relay_floor, relay_latency, relay_throughput
 from bench.cases.sagakit_run import sagakit_run
@@ -24,6 +25,7 @@ CASES: dict[str, Callable[..., Any]] = {
     "dbos.run": dbos_run,
     "baseline.run": baseline_run,
     "recovery": recovery,
+    "processes": processes,
     "memory": memory,
     "toolkit.explore": explore_five_steps,
     "machines.events": machine_events,
