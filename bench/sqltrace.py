@@ -31,7 +31,7 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 #: How each backend's statements are counted (goes into the JSON beside the counts).
 METHODS = {
     "sqlite": "sqlite3 trace callback",
-    "postgresql": "SQLAlchemy cursor and commit events",
+    "postgresql": "SQLAlchemy cursor and commit events, and asyncpg statements sent past it",
 }
 
 
@@ -74,6 +74,7 @@ class SqlTrace:
         """
         if backend != "sqlite":
             self.attach_sqlalchemy(Engine)
+            self.attach_asyncpg_direct()
             return
 
         @event.listens_for(Pool, "connect")
@@ -105,6 +106,29 @@ class SqlTrace:
 
         event.listen(target, "before_cursor_execute", _execute)
         event.listen(target, "commit", _commit)
+
+    def attach_asyncpg_direct(self) -> None:
+        """Count statements sent on asyncpg connections past SQLAlchemy.
+
+        sagakit's PostgreSQL store sends each group commit as one statement outside a
+        transaction block (``Connection.fetch``; SQLAlchemy's own calls prepare first and
+        are counted above): one write and one commit each.
+        """
+        import asyncpg
+
+        if getattr(asyncpg.Connection.fetch, "_sagakit_traced", False):
+            return
+        original = asyncpg.Connection.fetch
+
+        async def fetch(connection: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+            result = await original(connection, query, *args, **kwargs)
+            with self._lock:
+                self.counts["write"] += 1
+                self.counts["commit"] += 1
+            return result
+
+        fetch._sagakit_traced = True  # type: ignore[attr-defined]
+        asyncpg.Connection.fetch = fetch  # type: ignore[method-assign]
 
 
 def per_unit(before: Counter[str], after: Counter[str], units: int, unit: str) -> dict[str, float]:
