@@ -78,21 +78,31 @@ class Relay:
     async def run(self, *, burst: bool = False) -> RelayCounters:
         """Publish until ``stop()``; with ``burst``, until no message is due.
 
-        The marks of one batch are written while the next batch is published: the next
-        claim cannot take those messages (they are claimed) nor their sagas' later ones
-        (not heads until marked), so order holds and the broker and the database work at
-        the same time.
+        Three batches are in hand at once: one is published while the next is claimed and
+        the previous one's marks are written. Neither can break a saga's order: a claimed
+        or published-but-unmarked message is still its saga's oldest unpublished one, so
+        no claim takes a later message of its saga until it is marked.
         """
         self.store.outbox_written.add(self.wake)
         unlisten = await self.store.listen_outbox(self.wake)
         outage = 0
         recording: asyncio.Task[int] | None = None
+        ahead: asyncio.Task[list[OutboxMessage]] | None = None
+        claimed: list[OutboxMessage] | None = None
         try:
-            while not self._stopping.is_set():
+            # once stopped, a batch claimed ahead is still published, unless the broker or
+            # the store is down (then its claim runs out and it is sent again later)
+            while not self._stopping.is_set() or (claimed and not outage):
                 batch: tuple[list[OutboxMessage], list[object]] | None = None
                 marked = False
                 try:
-                    batch = await self._publish_batch()
+                    if claimed is None:
+                        claimed = await self._claim()
+                    if claimed and not self._stopping.is_set():
+                        ahead = asyncio.create_task(self._claim())
+                    if claimed:
+                        batch = (claimed, await self._publish(claimed))
+                    claimed = None
                     previous, recording = recording, None
                     if batch is not None:
                         recording = asyncio.create_task(self._record(*batch))
@@ -100,8 +110,11 @@ class Relay:
                         # its outage, if any, surfaces here; and what it marked may have
                         # made the next messages of its sagas due
                         marked = bool(await previous)
+                    if ahead is not None:
+                        claimed, ahead = await ahead, None
                     outage = 0
                 except (BrokerUnavailable, StoreUnavailable) as e:
+                    claimed, ahead = await _outcome(ahead), None  # kept: publish it next
                     self.counters.outages += 1
                     wait = OUTAGE_BACKOFF[min(outage, len(OUTAGE_BACKOFF) - 1)]
                     outage += 1
@@ -109,16 +122,19 @@ class Relay:
                     await self._sleep(wait)
                     continue
                 except Exception:  # a relay that stops silently would strand every message
+                    claimed, ahead = await _outcome(ahead), None
                     wait = OUTAGE_BACKOFF[-1]
                     log.exception("relay: unexpected failure; retrying in %.1fs", wait)
                     await self._sleep(wait)
                     continue
-                if batch is not None or recording is not None or marked:
+                if batch is not None or recording is not None or marked or claimed:
                     continue
                 if burst:  # nothing due now: what waits for a retry is left for later
                     break
                 await self._sleep(self.poll_interval)
         finally:
+            # a batch claimed ahead and not published is sent again when its claim ends
+            await _outcome(ahead)
             if recording is not None:
                 with contextlib.suppress(Exception):  # unmarked: re-sent after the claim
                     await recording
@@ -134,25 +150,28 @@ class Relay:
 
     async def relay_once(self) -> int:
         """Claim one batch, publish it and mark it; return how many were published."""
-        batch = await self._publish_batch()
-        return 0 if batch is None else await self._record(*batch)
+        claimed = await self._claim()
+        if not claimed:
+            return 0
+        return await self._record(claimed, await self._publish(claimed))
 
-    async def _publish_batch(self) -> tuple[list[OutboxMessage], list[object]] | None:
-        """Claim a batch and publish it; return it with each message's outcome, or None."""
+    async def _claim(self) -> list[OutboxMessage]:
+        """Claim up to a batch of messages, each the oldest unpublished of its saga."""
         now = utcnow()
-        claimed = await self.store.claim_outbox(
+        return await self.store.claim_outbox(
             self.owner,
             now=now,
             claim_until=now + timedelta(seconds=self.claim_seconds),
             limit=self.batch,
         )
-        if not claimed:
-            return None
+
+    async def _publish(self, claimed: list[OutboxMessage]) -> list[object]:
+        """Publish a claimed batch; return each message's outcome (None or its error)."""
         # one message per saga in a batch, so publishing them at once keeps every order
         outcomes = await asyncio.gather(
             *(self.broker.publish(Envelope.of(m)) for m in claimed), return_exceptions=True
         )
-        return claimed, list(outcomes)
+        return list(outcomes)
 
     async def _record(self, claimed: list[OutboxMessage], outcomes: list[object]) -> int:
         """Mark the confirmed messages published and schedule the others; raise an outage."""
@@ -199,3 +218,13 @@ class Relay:
         self.counters.failed += 1
         self.counters.dead += retry_at is None
         self.hooks.message_failed(message, error, dead=retry_at is None)
+
+
+async def _outcome(task: asyncio.Task[list[OutboxMessage]] | None) -> list[OutboxMessage] | None:
+    """What ``task`` claimed, or ``None`` if there is no task or its claim failed."""
+    if task is None:
+        return None
+    try:
+        return await task
+    except Exception:  # a failed claim took nothing: the messages stay free
+        return None

@@ -70,6 +70,9 @@ class RabbitMQ(Broker):
         return connection, channel, exchange
 
     async def _publishing_exchange(self) -> Any:
+        connection, exchange = self._connection, self._exchange
+        if connection is not None and exchange is not None and not connection.is_closed:
+            return exchange  # the common case: no lock, which a batch's publishes would queue on
         async with self._lock:
             if self._connection is None or self._connection.is_closed:
                 self._connection, _, self._exchange = await self._open()
