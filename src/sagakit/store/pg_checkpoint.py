@@ -17,8 +17,11 @@ The rows travel as one JSON document per table (one parameter each: encoding doz
 arrays cost more client time than the statement saved); the column types of the record
 sets come from the SQLAlchemy schema. New sagas are an ``INSERT ... ON CONFLICT DO
 NOTHING`` beside the update, and the NOTIFYs the general path sends (new runnable sagas,
-new messages) are part of the statement. Inbox marks and started sagas take the general
-path (they need the duplicate checks it makes).
+new messages) are part of the statement. Inbox marks are checked against the inbox in
+the same statement: a write whose message was applied before updates nothing (its row
+comes back flagged as a duplicate); if two writers race with the same message, the row
+lock and version check of the update let only one of them through. Batches that start
+sagas take the general path.
 """
 
 from __future__ import annotations
@@ -30,7 +33,16 @@ from typing import Any
 
 from sqlalchemy import Dialect, Table
 
-from .sql.rows import _EVENT_COLUMNS, _MUTABLE, _Write, event_params, message_params
+from .records import utcnow
+from .schema import SagaTables
+from .sql.rows import (
+    _EVENT_COLUMNS,
+    _MUTABLE,
+    _Write,
+    event_params,
+    inbox_params,
+    message_params,
+)
 
 
 def _plain(value: object) -> str:
@@ -77,16 +89,16 @@ class OneStatementCheckpoints:
 
     def __init__(
         self,
-        instances: Table,
-        events: Table,
-        outbox: Table,
+        tables: SagaTables,
         dialect: Dialect,
         *,
         sagas_channel: str,
         outbox_channel: str,
     ) -> None:
         quote = dialect.identifier_preparer.format_table
-        self._tables = (quote(instances), quote(events), quote(outbox))
+        self._tables = tuple(quote(t) for t in (tables.instances, tables.events, tables.outbox))
+        self._inbox = quote(tables.inbox)
+        instances = tables.instances
         # b_expected: the version the writer read (the new one is among the _MUTABLE)
         self._updates = _RecordSet.of(
             instances, ("id", "version", *_MUTABLE), dialect, ("id", "b_expected", *_MUTABLE)
@@ -94,14 +106,22 @@ class OneStatementCheckpoints:
         self._creations = _RecordSet.of(
             instances, ("id", "saga_type", "kind", "created_at", *_MUTABLE), dialect
         )
-        self._events = _RecordSet.of(events, _EVENT_COLUMNS, dialect)
-        outbox_columns = [c.name for c in outbox.c if c.name != "id"]
-        self._messages = _RecordSet.of(outbox, outbox_columns, dialect)
+        self._events = _RecordSet.of(tables.events, _EVENT_COLUMNS, dialect)
+        outbox_columns = [c.name for c in tables.outbox.c if c.name != "id"]
+        self._messages = _RecordSet.of(tables.outbox, outbox_columns, dialect)
+        marks = _RecordSet.of(tables.inbox, ("consumer", "message_id", "received_at"), dialect)
+        saga_id = instances.c.id.type.compile(dialect=dialect)
+        self._marks = _RecordSet({"saga_id": saga_id, **marks.types})
         self._channels = (sagas_channel.replace("'", "''"), outbox_channel.replace("'", "''"))
-        self._sql: dict[tuple[tuple[str, ...], bool, bool, bool], tuple[str, _RecordSet]] = {}
+        self._sql: dict[tuple[tuple[str, ...], bool, bool, bool, bool], tuple[str, _RecordSet]]
+        self._sql = {}
 
     def statement(self, batch: Sequence[_Write]) -> tuple[str, list[str]]:
-        """The SQL and parameters writing ``batch``; it returns the ids it wrote."""
+        """The SQL and parameters writing ``batch``.
+
+        It returns a row ``(saga id, duplicate)`` per write it applied (``false``) and
+        per write it refused because one of its inbox marks was there already (``true``).
+        """
         updates = [
             {**w.params, "id": w.saga_id, "b_expected": w.expected_version}
             for w in batch
@@ -111,15 +131,18 @@ class OneStatementCheckpoints:
         changed = {c for w in batch if w.expected_version is not None for c in w.columns}
         columns = tuple(c for c in _MUTABLE if c in changed) if updates else ()
         creations = [w.params for w in batch if w.expected_version is None]
+        now = utcnow()
+        marks = [{"saga_id": w.saga_id, **inbox_params(m, now)} for w in batch for m in w.inbox]
         events = [event_params(e) for w in batch for e in w.events]
         messages = [message_params(m) for w in batch for m in w.outbox]
-        key = (columns, bool(creations), bool(events), bool(messages))
+        key = (columns, bool(creations), bool(marks), bool(events), bool(messages))
         built = self._sql.get(key)
         if built is None:
             built = self._sql[key] = self._build(*key)
         sql, update_rows = built
         params = []
-        for rows, shape in (
+        for rows, shape in (  # in the order _build numbers them
+            (marks, self._marks),
             (updates, update_rows),
             (creations, self._creations),
             (events, self._events),
@@ -130,7 +153,12 @@ class OneStatementCheckpoints:
         return sql, params
 
     def _build(
-        self, columns: tuple[str, ...], creations: bool, events: bool, messages: bool
+        self,
+        columns: tuple[str, ...],
+        creations: bool,
+        marks: bool,
+        events: bool,
+        messages: bool,
     ) -> tuple[str, _RecordSet]:
         instances, events_table, outbox_table = self._tables
         sagas_channel, outbox_channel = self._channels
@@ -138,13 +166,29 @@ class OneStatementCheckpoints:
         written: list[str] = []
         notices: list[str] = []
         parameter = 1
+        fresh = ""
+        if marks:
+            # a write one of whose messages this consumer applied before writes nothing
+            parts += [
+                f"m AS (SELECT * FROM {self._marks.source(parameter, 'm')})",
+                # LATERAL ... LIMIT 1: one primary-key probe per mark, whatever the planner
+                # guesses of the record set's size (it guesses 100 rows, and would scan)
+                f"seen AS (SELECT DISTINCT m.saga_id FROM m CROSS JOIN LATERAL "
+                f"(SELECT 1 FROM {self._inbox} AS i WHERE i.message_id = m.message_id "
+                "AND i.consumer = m.consumer LIMIT 1) AS hit)",
+            ]
+            fresh = " AND v.id NOT IN (SELECT saga_id FROM seen)"
+            parameter += 1
         updates = self._updates.narrowed(("id", "b_expected", *columns))
         if columns:
             sets = ", ".join(f"{name} = v.{name}" for name in columns)
             parts += [
                 f"v AS (SELECT * FROM {updates.source(parameter, 'v')})",
+                # "= ANY(ARRAY(...))" lets the planner probe the primary key: joined to a
+                # record set it guesses is 100 rows, it would scan the whole table
                 f"u AS (UPDATE {instances} AS t SET {sets} FROM v "
-                "WHERE t.id = v.id AND t.version = v.b_expected RETURNING t.id)",
+                "WHERE t.id = ANY(ARRAY(SELECT v.id FROM v)) AND t.id = v.id "
+                f"AND t.version = v.b_expected{fresh} RETURNING t.id)",
             ]
             written.append("SELECT id FROM u")
             parameter += 1
@@ -160,13 +204,22 @@ class OneStatementCheckpoints:
             notices.append(f"SELECT '{sagas_channel}' FROM i WHERE status = 'PENDING'")
             parameter += 1
         parts.append(f"w AS ({' UNION ALL '.join(written)})")
+        if marks:
+            parts.append(
+                f"mi AS (INSERT INTO {self._inbox} (consumer, message_id, received_at) "
+                "SELECT consumer, message_id, received_at FROM m "
+                "WHERE m.saga_id IN (SELECT id FROM w))"
+            )
         if events:
             parts.append(self._insert("e", events_table, self._events, parameter))
             parameter += 1
         if messages:
             parts.append(self._insert("o", outbox_table, self._messages, parameter, " RETURNING 1"))
             notices.append(f"SELECT '{outbox_channel}' FROM o")  # for the relays elsewhere
-        tail = "SELECT id FROM w"
+        answer = "SELECT id, false AS duplicate FROM w"
+        if marks:
+            answer += " UNION ALL SELECT saga_id, true FROM seen"
+        tail = f"SELECT r.id, r.duplicate FROM ({answer}) AS r"
         if notices:
             heard = " UNION ".join(f"({q} LIMIT 1)" for q in notices)
             parts.append(f"n AS (SELECT pg_notify(channel, '') FROM ({heard}) AS h(channel))")

@@ -62,9 +62,7 @@ class PostgresStore(SqlStore):
         if self._one_statement is None:
             t = self.tables
             self._one_statement = OneStatementCheckpoints(
-                t.instances,
-                t.events,
-                t.outbox,
+                t,
                 self.engine.dialect,
                 sagas_channel=self.channel,
                 outbox_channel=self.outbox_channel,
@@ -81,8 +79,10 @@ class PostgresStore(SqlStore):
             raise await self._direct_failed(e, "writing a checkpoint") from e
         self.statements += 1
         self.commits += 1
-        updated = {row[0] for row in rows}
-        return [w.saga_id in updated for w in batch]
+        answers = {row[0]: row[1] for row in rows}
+        for write in batch:
+            write.duplicate = answers.get(write.saga_id) is True
+        return [answers.get(w.saga_id) is False for w in batch]
 
     def _insert_ignore(self) -> Insert:
         return pg_insert(self.tables.instances).on_conflict_do_nothing(index_elements=["id"])

@@ -5,7 +5,9 @@ cache key, processing parameters, wrapping the cursor. So the checkpoint stateme
 are compiled once here, from the same SQLAlchemy schema, and run as prepared statements
 (``sqlite3`` keeps them by text) inside ``BEGIN IMMEDIATE … COMMIT``, with each value
 converted by the column type's own bind processor: the rows are exactly what the
-general path writes. Batches with inbox marks or started sagas take the general path.
+general path writes. Inbox marks are looked up under the write lock first; a write whose
+message was applied before writes nothing. Batches that start sagas take the general
+path.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Dialect, Insert, Update, bindparam, insert, update
+from sqlalchemy import Dialect, Insert, Update, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
+from .records import InboxMark, utcnow
 from .schema import SagaTables
-from .sql.rows import _EVENT_COLUMNS, _Write, event_params, message_params
+from .sql.rows import _EVENT_COLUMNS, _Write, event_params, inbox_params, message_params
 
 
 class _Prepared:
@@ -57,6 +60,18 @@ class DirectWrites:
         self._message = _Prepared(
             insert(tables.outbox).values({c: bindparam(c) for c in outbox}), dialect
         )
+        inbox = tables.inbox
+        self._mark = _Prepared(
+            insert(inbox).values(
+                {c: bindparam(c) for c in ("consumer", "message_id", "received_at")}
+            ),
+            dialect,
+        )
+        self._seen = str(
+            select(inbox.c.message_id)
+            .where(inbox.c.consumer == bindparam("c"), inbox.c.message_id == bindparam("m"))
+            .compile(dialect=dialect)
+        )
         self._updates: dict[tuple[str, ...], _Prepared] = {}
         #: Statements run (an executemany counts once), for the hot-path counters.
         self.statements = 0
@@ -79,8 +94,15 @@ class DirectWrites:
         raw.execute("BEGIN IMMEDIATE")
         done = False
         try:
-            outcomes = [self._row(raw, w) for w in batch]
+            for write in batch:  # the write lock is held: no one can mark them meanwhile
+                write.duplicate = any(self._marked(raw, m) for m in write.inbox)
+            outcomes = [not w.duplicate and self._row(raw, w) for w in batch]
             applied = [w for w, ok in zip(batch, outcomes, strict=True) if ok]
+            now = utcnow()
+            marks = [self._mark.values(inbox_params(m, now)) for w in applied for m in w.inbox]
+            if marks:
+                raw.executemany(self._mark.sql, marks)
+                self.statements += 1
             events = [self._event.values(event_params(e)) for w in applied for e in w.events]
             if events:
                 raw.executemany(self._event.sql, events)
@@ -95,6 +117,10 @@ class DirectWrites:
             if not done and raw.in_transaction:
                 raw.execute("ROLLBACK")
         return outcomes
+
+    def _marked(self, raw: sqlite3.Connection, mark: InboxMark) -> bool:
+        self.statements += 1
+        return raw.execute(self._seen, (mark.consumer, mark.message_id)).fetchone() is not None
 
     def _row(self, raw: sqlite3.Connection, write: _Write) -> bool:
         if write.expected_version is None:

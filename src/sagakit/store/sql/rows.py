@@ -140,9 +140,10 @@ def message_params(message: OutboxMessage) -> dict[str, Any]:
 
 
 def plain_batch(batch: Sequence[_Write]) -> bool:
-    """Whether no write carries inbox marks or started sagas, and no saga is in twice.
+    """Whether no write starts sagas and no saga is in the batch twice.
 
-    Such a batch needs no duplicate checks, so a dialect may write it the direct way.
+    A dialect may write such a batch the direct way; started sagas need the general
+    path's per-row inserts.
     """
-    plain = all(not w.inbox and not w.starts for w in batch)
+    plain = all(not w.starts for w in batch)
     return plain and len({w.saga_id for w in batch}) == len(batch)
