@@ -16,12 +16,19 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Dialect, Insert, Update, bindparam, insert, select, update
+from sqlalchemy import Dialect, Insert, Update, bindparam, insert, select
 from sqlalchemy.engine import Connection
 
 from .records import InboxMark, utcnow
 from .schema import SagaTables
-from .sql.rows import _EVENT_COLUMNS, _Write, event_params, inbox_params, message_params
+from .sql.rows import (
+    _EVENT_COLUMNS,
+    _Write,
+    checkpoint_update,
+    event_params,
+    inbox_params,
+    message_params,
+)
 
 
 class _Prepared:
@@ -79,12 +86,7 @@ class DirectWrites:
     def _update(self, columns: tuple[str, ...]) -> _Prepared:
         prepared = self._updates.get(columns)
         if prepared is None:
-            t = self._tables.instances
-            statement = (
-                update(t)
-                .where(t.c.id == bindparam("b_id"), t.c.version == bindparam("b_expected"))
-                .values({name: bindparam(name) for name in columns})
-            )
+            statement = checkpoint_update(self._tables.instances, columns)
             prepared = self._updates[columns] = _Prepared(statement, self._dialect)
         return prepared
 

@@ -15,11 +15,9 @@ from sqlalchemy import (
     Select,
     Update,
     and_,
-    bindparam,
     insert,
     or_,
     select,
-    update,
 )
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DBAPIError
@@ -33,6 +31,7 @@ from ..schema import SagaTables, build_tables
 from .rows import (
     _MUTABLE,
     _Write,
+    checkpoint_update,
 )
 
 log = logging.getLogger("sagakit.store")
@@ -139,11 +138,7 @@ class SqlCore(SagaStore):
 
     def _build_statements(self) -> None:
         t = self.tables.instances
-        self._update = (
-            update(t)
-            .where(t.c.id == bindparam("b_id"), t.c.version == bindparam("b_expected"))
-            .values({name: bindparam(name) for name in _MUTABLE})
-        )
+        self._update = checkpoint_update(t, _MUTABLE)
         self._updates: dict[tuple[str, ...], Update] = {_MUTABLE: self._update}
         self._written: dict[str, dict[str, Any]] = {}
         self._insert_event = insert(self.tables.events)

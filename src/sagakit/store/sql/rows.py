@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Table, Update, bindparam, update
 from sqlalchemy.engine import Row
 
 from ...status import Reason, SagaStatus
@@ -147,3 +148,15 @@ def plain_batch(batch: Sequence[_Write]) -> bool:
     """
     plain = all(not w.starts for w in batch)
     return plain and len({w.saga_id for w in batch}) == len(batch)
+
+
+def checkpoint_update(instances: Table, columns: Sequence[str]) -> Update:
+    """The checkpoint's ``UPDATE`` of ``columns``, applied only at the version it expects.
+
+    Bind parameters: the columns by name, ``b_id`` and ``b_expected``.
+    """
+    return (
+        update(instances)
+        .where(instances.c.id == bindparam("b_id"), instances.c.version == bindparam("b_expected"))
+        .values({name: bindparam(name) for name in columns})
+    )

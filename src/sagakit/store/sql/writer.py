@@ -13,8 +13,6 @@ from collections.abc import Sequence
 
 from sqlalchemy import (
     Update,
-    bindparam,
-    update,
 )
 from sqlalchemy.engine import Connection
 
@@ -26,6 +24,7 @@ from .core import (
 from .rows import (
     _MUTABLE,
     _Write,
+    checkpoint_update,
     event_params,
     inbox_params,
     message_params,
@@ -252,11 +251,5 @@ class GroupCommit(SqlCore):
         """The checkpoint UPDATE that sets ``columns`` (cached per column set)."""
         statement = self._updates.get(columns)
         if statement is None:
-            t = self.tables.instances
-            statement = (
-                update(t)
-                .where(t.c.id == bindparam("b_id"), t.c.version == bindparam("b_expected"))
-                .values({name: bindparam(name) for name in columns})
-            )
-            self._updates[columns] = statement
+            statement = self._updates[columns] = checkpoint_update(self.tables.instances, columns)
         return statement
