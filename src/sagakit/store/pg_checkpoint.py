@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Dialect, Table
@@ -48,7 +48,8 @@ from .sql.rows import (
 def _plain(value: object) -> str:
     """JSON for what ``json`` cannot write: timestamps (the rows' only other type)."""
     if isinstance(value, datetime):
-        return value.isoformat()
+        # naive means UTC, as UtcDateTime binds it (never the server's TimeZone)
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
     raise TypeError(f"a checkpoint column holds a {type(value).__name__}: {value!r:.60}")
 
 
