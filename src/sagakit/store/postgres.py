@@ -32,6 +32,8 @@ _UNAVAILABLE_CLASSES = ("08", "57P", "53")
 class PostgresStore(SqlStore):
     """Many workers on many machines, coordinated by row locks and leases in PostgreSQL."""
 
+    raw_driver_errors = (asyncpg.PostgresError, asyncpg.InterfaceError)
+
     #: A read is one SELECT: sent as it is, not inside BEGIN … ROLLBACK (two round trips).
     read_options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
 
@@ -73,10 +75,7 @@ class PostgresStore(SqlStore):
             self._driver = (await conn.get_raw_connection()).driver_connection
             self._driver_of = conn
         driver = self._driver
-        try:
-            rows = await driver.fetch(sql, *params)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as e:
-            raise await self._direct_failed(e, "writing a checkpoint") from e
+        rows = await driver.fetch(sql, *params)  # errors: _writer_failed translates them
         self.statements += 1
         self.commits += 1
         answers = {row[0]: row[1] for row in rows}

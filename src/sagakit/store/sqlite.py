@@ -42,6 +42,7 @@ class SqliteStore(SqlStore):
         return None
 
     locks_rows = False
+    raw_driver_errors = (sqlite3.Error,)
 
     def __init__(self, engine: AsyncEngine, **kwargs: Any) -> None:
         super().__init__(engine, **kwargs)
@@ -73,10 +74,8 @@ class SqliteStore(SqlStore):
                 self.tables, self.engine.dialect, self._insert_ignore_statement
             )
         before = self._direct.statements
-        try:
-            outcomes = await self._in_writer(self._direct.write, batch)
-        except sqlite3.Error as e:
-            raise await self._direct_failed(e, "writing a checkpoint") from e
+        # errors: _writer_failed translates them (raw_driver_errors)
+        outcomes = await self._in_writer(self._direct.write, batch)
         self.statements += self._direct.statements - before
         self.commits += 1
         return outcomes

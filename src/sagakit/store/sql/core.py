@@ -86,6 +86,9 @@ class SqlCore(SagaStore):
         """An INSERT of a saga row that does nothing if its id exists."""
         raise NotImplementedError
 
+    #: What the driver raises when called directly, past SQLAlchemy (direct writes).
+    raw_driver_errors: tuple[type[BaseException], ...] = ()
+
     #: Execution options of a read (one query, no transaction needed), per dialect.
     read_options: dict[str, Any] = {}
 
@@ -107,7 +110,7 @@ class SqlCore(SagaStore):
 
     async def _writer_failed(self, error: BaseException, doing: str) -> BaseException:
         """Translate a writer-side error; after an outage, drop the writer connection."""
-        if not isinstance(error, _DRIVER_ERRORS):
+        if not isinstance(error, (*_DRIVER_ERRORS, *self.raw_driver_errors)):
             return error
         translated = self._translate(error, doing)
         if isinstance(translated, StoreUnavailable):
@@ -185,36 +188,27 @@ class SqlCore(SagaStore):
         except _DRIVER_ERRORS as e:
             raise self._translate(e, "reading sagas") from e
 
-    async def _direct_failed(self, error: BaseException, doing: str) -> StoreError:
-        """Translate an error the driver raised directly (no SQLAlchemy wrapper around it).
-
-        Its code decides (``_fault``); a socket error or a message that says "try again"
-        is an outage, and after an outage the writer connection is dropped.
-        """
-        fault = self._fault(error)
-        text = f"{type(error).__name__}: {error}"
-        if fault is Fault.CONFLICT:
-            return TransactionConflict(f"{self.description} rolled back {doing}: {text}")
-        if fault is Fault.UNAVAILABLE or (
-            fault is None
-            and (isinstance(error, OSError | TimeoutError) or self._is_transient(str(error)))
-        ):
-            await self._reset_writer()
-            return StoreUnavailable(f"{self.description} is unavailable while {doing}: {text}")
-        return StoreError(f"{self.description} failed while {doing}: {text}{self._hint(text)}")
-
     def _translate(self, error: BaseException, doing: str) -> StoreError:
-        """Map a driver error to ``StoreUnavailable`` (retry later) or ``StoreError``."""
-        if not isinstance(error, DBAPIError):
+        """Map a driver error to ``StoreUnavailable`` (retry later) or ``StoreError``.
+
+        The error is SQLAlchemy's wrapper, or one the driver raised past SQLAlchemy on a
+        direct write (``raw_driver_errors``); either way its code decides.
+        """
+        if isinstance(error, DBAPIError):
+            driver: BaseException | None = error.orig
+            text = str(error.orig) if error.orig is not None else str(error)
+            invalidated = error.connection_invalidated
+        elif isinstance(error, self.raw_driver_errors):
+            driver, text, invalidated = error, f"{type(error).__name__}: {error}", False
+        else:
             reason = f"{type(error).__name__}: {error}"
             return StoreUnavailable(f"{self.description} is unavailable while {doing}: {reason}")
-        text = str(error.orig) if error.orig is not None else str(error)
-        fault = self._fault(error.orig)
+        fault = self._fault(driver)
         if fault is None and "deadlock" in text.lower():
             fault = Fault.CONFLICT
         if fault is Fault.CONFLICT:
             return TransactionConflict(f"{self.description} rolled back {doing}: {text}")
-        if fault is Fault.UNAVAILABLE or error.connection_invalidated or self._is_transient(text):
+        if fault is Fault.UNAVAILABLE or invalidated or self._is_transient(text):
             return StoreUnavailable(f"{self.description} is unavailable while {doing}: {text}")
         return StoreError(f"{self.description} failed while {doing}: {text}{self._hint(text)}")
 
