@@ -218,6 +218,7 @@ def build_plan(sizes: Sizes, groups: tuple[str, ...], backend: str = "sqlite") -
         plan.append(
             CaseSpec("relay", "throughput", "relay.throughput", {**messages, "per_saga": 3})
         )
+        plan.append(CaseSpec("relay", "floor_bare", "relay.floor_bare", messages))
         latency = {"sagas": sizes.relay_latency_sagas}
         plan.append(CaseSpec("relay", "latency", "relay.latency", latency))
     if "machines" in groups:

@@ -1,7 +1,10 @@
 """The relay: outbox messages per second to RabbitMQ with confirms, against raw aio-pika.
 
 ``relay.floor`` publishes ``messages`` with aio-pika alone (confirms on, ``mandatory``,
-persistent, 100 awaited at once: what the relay's batch does). ``relay.throughput`` has
+persistent, 100 awaited at once: what the relay's batch does), each with the properties
+and headers the relay's messages carry (correlation id, type, timestamp, the saga's id,
+type and step), so both send the same frames; ``relay.floor_bare`` sends only a message
+id and the content type, to show what those properties cost. ``relay.throughput`` has
 ``messages`` waiting in the outbox (written by sagas first, not timed) and times one
 relay draining them. ``relay.latency`` runs sagas one after another with the relay
 running and reads, per message, commit to broker confirm (``published_at`` minus the
@@ -15,6 +18,8 @@ import os
 import statistics
 import time
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import sagakit as sk
@@ -57,11 +62,42 @@ async def _drop(connection: Any, name: str) -> None:
     await connection.close()
 
 
-async def relay_floor(ctx: CaseContext) -> dict[str, Any]:
-    """Raw aio-pika: ``messages`` confirmed publishes, ``BATCH`` in flight at a time."""
+def _full_message(body: bytes) -> Any:
+    """A message with the properties and headers the relay sets on every one it sends."""
     import aio_pika
 
-    n = ctx.number("messages")
+    saga_id = f"saga-{uuid.uuid4().hex}"
+    return aio_pika.Message(
+        body,
+        message_id=uuid.uuid4().hex,
+        correlation_id=saga_id,
+        type="bench.event",
+        timestamp=datetime.now(UTC),
+        headers={
+            "sagakit-saga-id": saga_id,
+            "sagakit-saga-type": "bench_publish",
+            "sagakit-step": "announce",
+        },
+        content_type="application/json",
+        content_encoding="utf-8",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+
+
+def _bare_message(body: bytes) -> Any:
+    """A message with an id and a content type only."""
+    import aio_pika
+
+    return aio_pika.Message(
+        body,
+        message_id=uuid.uuid4().hex,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        content_type="application/json",
+    )
+
+
+async def _floor(n: int, make: Callable[[bytes], Any]) -> dict[str, Any]:
+    """Raw aio-pika: ``n`` confirmed publishes of ``make(body)``, ``BATCH`` in flight."""
     connection, name = await _bound_exchange()
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -71,16 +107,7 @@ async def relay_floor(ctx: CaseContext) -> dict[str, Any]:
         for start in range(0, n, BATCH):
             await asyncio.gather(
                 *(
-                    exchange.publish(
-                        aio_pika.Message(
-                            body,
-                            message_id=uuid.uuid4().hex,
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                            content_type="application/json",
-                        ),
-                        routing_key="bench.event",
-                        mandatory=True,
-                    )
+                    exchange.publish(make(body), routing_key="bench.event", mandatory=True)
                     for _ in range(min(BATCH, n - start))
                 )
             )
@@ -88,6 +115,16 @@ async def relay_floor(ctx: CaseContext) -> dict[str, Any]:
     finally:
         await _drop(connection, name)
     return {"messages": n, "seconds": round(seconds, 3), "messages_per_s": round(n / seconds, 1)}
+
+
+async def relay_floor(ctx: CaseContext) -> dict[str, Any]:
+    """Raw aio-pika publishing the relay's messages: the floor the target compares with."""
+    return await _floor(ctx.number("messages"), _full_message)
+
+
+async def relay_floor_bare(ctx: CaseContext) -> dict[str, Any]:
+    """Raw aio-pika publishing messages with no properties beyond an id and a type."""
+    return await _floor(ctx.number("messages"), _bare_message)
 
 
 async def relay_throughput(ctx: CaseContext) -> dict[str, Any]:

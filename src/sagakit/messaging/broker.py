@@ -5,6 +5,7 @@ A second broker is one module under ``brokers/`` implementing ``Broker``.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -42,6 +43,17 @@ class Broker(ABC):
         Raise ``PublishRefused`` when the broker refuses this message (e.g. no queue is
         bound to its topic) and ``BrokerUnavailable`` when it cannot be reached.
         """
+
+    async def publish_many(self, envelopes: Sequence[Envelope]) -> list[BaseException | None]:
+        """Publish a batch at once; per envelope, ``None`` once confirmed, or its error.
+
+        The relay's batch holds one message per saga, so their order among themselves is
+        free. A broker may override this to share one deadline and one connection lookup.
+        """
+        outcomes = await asyncio.gather(
+            *(self.publish(envelope) for envelope in envelopes), return_exceptions=True
+        )
+        return list(outcomes)
 
     @abstractmethod
     async def consume(

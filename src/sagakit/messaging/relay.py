@@ -168,9 +168,7 @@ class Relay:
     async def _publish(self, claimed: list[OutboxMessage]) -> list[object]:
         """Publish a claimed batch; return each message's outcome (None or its error)."""
         # one message per saga in a batch, so publishing them at once keeps every order
-        outcomes = await asyncio.gather(
-            *(self.broker.publish(Envelope.of(m)) for m in claimed), return_exceptions=True
-        )
+        outcomes = await self.broker.publish_many([Envelope.of(m) for m in claimed])
         return list(outcomes)
 
     async def _record(self, claimed: list[OutboxMessage], outcomes: list[object]) -> int:

@@ -13,16 +13,19 @@ import contextlib
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Insert, Select, create_engine
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .records import OutboxMessage
 from .sql import SqlStore, attach_sqlite_setup
 from .sql.core import Fault
 from .sql.rows import _Write, plain_batch
 from .sqlite_direct import DirectWrites
+from .sqlite_outbox import DirectOutbox
 
 _T = TypeVar("_T")
 
@@ -52,6 +55,7 @@ class SqliteStore(SqlStore):
         self._sync_conn: Connection | None = None
         self._sync_engine = None
         self._direct: DirectWrites | None = None
+        self._direct_outbox: DirectOutbox | None = None
         if self._threaded:
             self._sync_engine = create_engine(engine.url.set(drivername="sqlite+pysqlite"))
             attach_sqlite_setup(self._sync_engine)
@@ -65,6 +69,23 @@ class SqliteStore(SqlStore):
     def _lock_candidates(self, query: Select[Any]) -> Select[Any]:
         # BEGIN IMMEDIATE already holds the database's single write lock.
         return query
+
+    def _claim(
+        self, conn: Connection, owner: str, now: datetime, until: datetime, limit: int
+    ) -> list[OutboxMessage]:
+        if not self._threaded:
+            return super()._claim(conn, owner, now, until, limit)
+        return self._outbox_direct().claim(_raw(conn), owner, now, until, limit)
+
+    def _published(self, conn: Connection, ids: list[int], at: datetime) -> None:
+        if not self._threaded:
+            return super()._published(conn, ids, at)
+        self._outbox_direct().mark_published(_raw(conn), ids, at)
+
+    def _outbox_direct(self) -> DirectOutbox:
+        if self._direct_outbox is None:
+            self._direct_outbox = DirectOutbox(self.tables, self.engine.dialect, self._free)
+        return self._direct_outbox
 
     async def _write_direct(self, batch: list[_Write]) -> list[bool] | None:
         if not self._threaded or not plain_batch(batch):
@@ -116,3 +137,10 @@ class SqliteStore(SqlStore):
             self._thread = None
         if self._sync_engine is not None:
             self._sync_engine.dispose()
+
+
+def _raw(conn: Connection) -> sqlite3.Connection:
+    """The ``sqlite3`` connection under the writer thread's SQLAlchemy connection."""
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    return raw

@@ -66,7 +66,7 @@ class RabbitMQ(Broker):
                 self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
             )
         except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as e:
-            raise BrokerUnavailable(f"{self.description} is unavailable: {e!r}") from e
+            raise self._lost(e) from e
         return connection, channel, exchange
 
     async def _publishing_exchange(self) -> Any:
@@ -85,9 +85,33 @@ class RabbitMQ(Broker):
                 await connection.close()
 
     async def publish(self, envelope: Envelope) -> None:
+        (error,) = await self.publish_many([envelope])
+        if error is not None:
+            raise error
+
+    async def publish_many(self, envelopes: Sequence[Envelope]) -> list[BaseException | None]:
+        # one deadline for the batch: a timer per message cost more than its encoding
+        try:
+            exchange = await self._publishing_exchange()
+            async with asyncio.timeout(self.confirm_timeout):
+                outcomes = await asyncio.gather(
+                    *(self._send(exchange, e) for e in envelopes), return_exceptions=True
+                )
+        except (BrokerUnavailable, TimeoutError) as e:
+            error = e if isinstance(e, BrokerUnavailable) else self._lost(e)
+            await self._drop_connection()
+            return [error] * len(envelopes)
+        if any(isinstance(outcome, BrokerUnavailable) for outcome in outcomes):
+            await self._drop_connection()
+        return list(outcomes)
+
+    def _lost(self, error: BaseException) -> BrokerUnavailable:
+        return BrokerUnavailable(f"{self.description} is unavailable: {error!r}")
+
+    async def _send(self, exchange: Any, envelope: Envelope) -> None:
+        """Publish one message and wait for its confirm; errors as the port names them."""
         import aio_pika
 
-        exchange = await self._publishing_exchange()
         message = aio_pika.Message(
             envelope.body(),
             message_id=envelope.message_id,
@@ -100,16 +124,13 @@ class RabbitMQ(Broker):
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         try:
-            await exchange.publish(
-                message, routing_key=envelope.topic, mandatory=True, timeout=self.confirm_timeout
-            )
+            await exchange.publish(message, routing_key=envelope.topic, mandatory=True)
         except aio_pika.exceptions.PublishError as e:  # returned: no queue bound to the topic
             raise PublishRefused(f"{self.description} returned it: {e.reason or e}") from e
         except aio_pika.exceptions.DeliveryError as e:  # nacked by the broker
             raise PublishRefused(f"{self.description} refused it: {e!r}") from e
-        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError, RuntimeError) as e:
-            await self._drop_connection()
-            raise BrokerUnavailable(f"{self.description} is unavailable: {e!r}") from e
+        except (OSError, aio_pika.exceptions.AMQPError, RuntimeError) as e:
+            raise self._lost(e) from e
 
     async def consume(
         self, queue: str, topics: Sequence[str], handler: Handler, *, max_deliveries: int = 5

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from ..delivery_ports import OutboxBacklog
 from ..records import InboxMark, OutboxMessage, OutboxQuery, OutboxState
@@ -22,7 +23,10 @@ _T = TypeVar("_T")
 class SqlOutbox(SqlCore):
     """Outbox claims and marks, inbox checks and marks, on the writer connection."""
 
-    def _free(self, now: datetime) -> Any:
+    #: Whether this process's last outbox claim took as many messages as it asked for.
+    _outbox_full = False
+
+    def _free(self, now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
         """A message a relay may take now: pending, due, and not claimed by a live relay."""
         o = self.tables.outbox
         return and_(
@@ -35,13 +39,17 @@ class SqlOutbox(SqlCore):
     async def claim_outbox(
         self, owner: str, *, now: datetime, claim_until: datetime, limit: int
     ) -> builtins.list[OutboxMessage]:
-        if not self.locks_rows:
+        # look before taking SQLite's one write lock, so idle relays never block; a claim
+        # that came back full says more are waiting, and the look would only cost time
+        if not self.locks_rows and not self._outbox_full:
             o = self.tables.outbox
             if not await self._read(select(o.c.id).where(self._free(now)).limit(1)):
-                return []  # look before taking SQLite's one write lock: idle relays never block
-        return await self._write(
+                return []
+        claimed = await self._write(
             "claiming outbox messages", self._claim, owner, now, claim_until, limit
         )
+        self._outbox_full = len(claimed) >= limit
+        return claimed
 
     def _heads(self, conn: Connection, now: datetime, limit: int) -> list[int]:
         """Ids of up to ``limit`` free messages that are the oldest unpublished of their saga.
@@ -106,13 +114,17 @@ class SqlOutbox(SqlCore):
     async def outbox_published(self, ids: Iterable[int], *, at: datetime) -> None:
         wanted = list(ids)
         if wanted:
-            o = self.tables.outbox
-            statement = (
-                update(o)
-                .where(o.c.id.in_(wanted))
-                .values(published_at=at, claimed_by=None, claimed_until=None, last_error=None)
-            )
-            await self._write("marking outbox messages published", self._run, statement)
+            await self._write("marking outbox messages published", self._published, wanted, at)
+
+    def _published(self, conn: Connection, ids: list[int], at: datetime) -> None:
+        o = self.tables.outbox
+        statement = (
+            update(o)
+            .where(o.c.id.in_(ids))
+            .values(published_at=at, claimed_by=None, claimed_until=None, last_error=None)
+        )
+        with conn.begin():
+            conn.execute(statement)
 
     async def outbox_failed(
         self, message_id: int, *, error: str, retry_at: datetime | None, now: datetime
@@ -216,5 +228,5 @@ class SqlOutbox(SqlCore):
         try:
             async with self._writer_lock:
                 return await self._in_writer(fn, *args)
-        except _DRIVER_ERRORS as e:
+        except _DRIVER_ERRORS + self.raw_driver_errors as e:
             raise await self._writer_failed(e, doing) from e
