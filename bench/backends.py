@@ -1,4 +1,4 @@
-"""Where a case's database lives: a SQLite file, or a fresh schema on a PostgreSQL server.
+"""Where a case's database lives: a SQLite file, a fresh PostgreSQL schema or MariaDB database.
 
 A backend hands each case a fresh, empty database and the URLs every contender needs
 for it (sagakit's store URL, SQLAlchemy sync and async URLs, and for PostgreSQL the
@@ -213,7 +213,116 @@ class PostgresBackend:
         return {"engine": f"PostgreSQL {version}", "settings": settings, "where": where}
 
 
-BACKENDS: dict[str, Backend] = {"sqlite": SqliteBackend(), "postgresql": PostgresBackend()}
+#: The MariaDB server cases create their databases on.
+DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/"
+#: Environment variable that overrides it.
+MYSQL_URL_ENV = "SAGAKIT_BENCH_MYSQL_URL"
+
+#: What ``MariadbBackend.describe`` reports of the server's configuration.
+_MYSQL_SETTINGS = (
+    "innodb_flush_log_at_trx_commit",
+    "sync_binlog",
+    "log_bin",
+    "innodb_flush_method",
+    "innodb_buffer_pool_size",
+    "transaction_isolation",
+    "max_connections",
+)
+
+
+class MariadbBackend:
+    """A fresh database per case on a running MariaDB server, dropped afterwards.
+
+    The server keeps its own durability settings (``innodb_flush_log_at_trx_commit=1`` by
+    default: each commit waits for its redo log flush). Databases are created with
+    PyMySQL (sync, which aiomysql brings), for the same reason as PostgreSQL's schemas.
+    """
+
+    name = "mariadb"
+
+    @property
+    def url(self) -> str:
+        return os.environ.get(MYSQL_URL_ENV, DEFAULT_MYSQL_URL)
+
+    def _connect(self) -> Any:
+        import pymysql
+
+        url = make_url(self.url)
+        return pymysql.connect(
+            host=url.host or "127.0.0.1",
+            port=url.port or 3306,
+            user=url.username or "root",
+            password=url.password or "",
+            autocommit=True,
+            connect_timeout=5,
+        )
+
+    def unavailable(self) -> str | None:
+        for module in ("aiomysql", "pymysql"):
+            try:
+                __import__(module)
+            except ImportError:
+                return f"the {module} driver is not installed (pip install -e '.[bench]')"
+        try:
+            with self._connect() as conn, conn.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except Exception as e:  # any failure means "cannot run here"
+            return f"cannot connect to {make_url(self.url).render_as_string()}: {e}"
+        return None
+
+    def database(self, workdir: Path, name: str) -> Database:
+        with self._connect() as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        base = make_url(self.url).set(database=name)
+
+        def url(driver: str) -> str:
+            return base.set(drivername=driver).render_as_string(hide_password=False)
+
+        return Database(
+            backend=self.name,
+            sagakit_url=url("mysql"),
+            sqlalchemy_async_url=url("mysql+aiomysql"),
+            sqlalchemy_sync_url=url("mysql+pymysql"),
+            schema=None,
+            dsn=url("mysql"),
+        )
+
+    def prepare_wal(self, db: Database) -> None:
+        """Nothing to do: InnoDB always writes its redo log first."""
+
+    def drop(self, db: Database) -> None:
+        name = make_url(db.sagakit_url).database
+        with self._connect() as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+    def sweep(self, prefix: str) -> int:
+        with self._connect() as conn, conn.cursor() as cursor:
+            cursor.execute("SHOW DATABASES")
+            names = [row[0] for row in cursor.fetchall() if str(row[0]).startswith(prefix)]
+            for name in names:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        return len(names)
+
+    def describe(self, workdir_root: Path) -> dict[str, Any]:
+        with self._connect() as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT VERSION()")
+            version = cursor.fetchone()[0]
+            settings = {}
+            for name in _MYSQL_SETTINGS:
+                cursor.execute("SHOW VARIABLES LIKE %s", (name,))
+                row = cursor.fetchone()
+                settings[name] = row[1] if row else None
+        url = make_url(self.url)
+        where = f"fresh database per case at {url.host}:{url.port or 3306}"
+        return {"engine": f"MariaDB {version}", "settings": settings, "where": where}
+
+
+BACKENDS: dict[str, Backend] = {
+    "sqlite": SqliteBackend(),
+    "postgresql": PostgresBackend(),
+    "mariadb": MariadbBackend(),
+}
 
 
 def get_backend(name: str) -> Backend:

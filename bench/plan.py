@@ -92,8 +92,8 @@ QUICK = Sizes(
 )
 
 
-#: Full-run sizes that differ on PostgreSQL, to keep a run of both backends under 20
-#: minutes: the memory case's large sample (sagakit runs about half as many sagas/s at
+#: Full-run sizes that differ on a server (PostgreSQL, MariaDB), to keep a full run near
+#: 20 minutes: the memory case's large sample (sagakit runs about half as many sagas/s at
 #: 256 in flight on this machine's PostgreSQL as on SQLite).
 POSTGRESQL_FULL_MEMORY_LARGE = 50_000
 
@@ -108,7 +108,7 @@ def sizes_for(
 ) -> Sizes:
     """Return the sizes for the mode and backend, with command-line overrides applied."""
     sizes = QUICK if quick else FULL
-    if backend == "postgresql" and not quick:
+    if backend != "sqlite" and not quick:
         sizes = replace(sizes, memory_large=POSTGRESQL_FULL_MEMORY_LARGE)
     if sagas is not None:
         sizes = replace(
@@ -179,7 +179,7 @@ def build_plan(sizes: Sizes, groups: tuple[str, ...], backend: str = "sqlite") -
         plan.append(CaseSpec("sagakit", "failing_in_flight_1", "sagakit.run", failing))
         paired = {"rounds": sizes.paired_rounds, "sagas_per_round": sizes.paired_sagas_per_round}
         plan.append(CaseSpec("sagakit", "step_cost_paired", "sagakit.step_cost_paired", paired))
-    if "dbos" in groups:
+    if "dbos" in groups and backend != "mariadb":  # DBOS keeps its state in PostgreSQL or SQLite
         # SQLite: each journal DBOS may run on; a server has one way to write.
         journals: tuple[str | None, ...] = sizes.dbos_journals if backend == "sqlite" else (None,)
         for journal in journals:

@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
-_TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+_TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mariadb": "MariaDB"}
 
 
 def _database_line(name: str, db: dict[str, Any]) -> str:

@@ -42,8 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--memory-sagas", help="SMALL,LARGE completed sagas for the RSS samples")
     p.add_argument(
         "--backend",
-        help="comma-separated backends of: sqlite, postgresql (default: both; a default "
-        "backend that cannot run here is skipped with a notice, a named one is an error)",
+        help="comma-separated backends of: sqlite, postgresql, mariadb (default: all three; "
+        "a default backend that cannot run here is skipped with a notice, a named one is an "
+        "error)",
     )
     p.add_argument("--pg-url", help=f"PostgreSQL server and database (or ${PG_URL_ENV})")
     p.add_argument("--tmp-root", type=Path, help="where the per-case temp directories go")
@@ -99,7 +100,7 @@ def _run_child(payload: dict[str, Any], spec: CaseSpec, timeout: float) -> dict[
 
 def backends_to_run(requested: str | None) -> list[Backend]:
     """Return the backends to run: those named, or every one that can run here."""
-    names = [b.strip() for b in (requested or "sqlite,postgresql").split(",") if b.strip()]
+    names = [b.strip() for b in (requested or "sqlite,postgresql,mariadb").split(",") if b.strip()]
     chosen: list[Backend] = []
     for name in names:
         backend = get_backend(name)

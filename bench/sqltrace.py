@@ -32,6 +32,7 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 METHODS = {
     "sqlite": "sqlite3 trace callback",
     "postgresql": "SQLAlchemy cursor and commit events, and asyncpg statements sent past it",
+    "mariadb": "SQLAlchemy cursor and commit events",
 }
 
 

@@ -178,6 +178,12 @@ _RUNS_NOTE = {
         "(an executemany counts once); DBOS and baseline from SQLAlchemy's cursor and commit\n"
         "events (every statement but BEGIN/COMMIT; each executemany row counts)."
     ),
+    "mariadb": (
+        "Saga runs on MariaDB (a database per case, innodb_flush_log_at_trx_commit=1).\n"
+        "stmts/step and commits/step: sagakit from its store counters, saga start included;\n"
+        "the baseline from SQLAlchemy's cursor and commit events. DBOS keeps its state in\n"
+        "PostgreSQL or SQLite only: no DBOS runs here, so its targets are not measured."
+    ),
 }
 
 

@@ -15,8 +15,8 @@ Results = dict[str, dict[str, dict[str, Any]]]
 
 
 #: "256 in flight >= N x DBOS's best concurrent configuration", per backend.
-CONCURRENT_VS_DBOS = {"sqlite": 10.0, "postgresql": 10.0}
-_ENGINE = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+CONCURRENT_VS_DBOS = {"sqlite": 10.0, "postgresql": 10.0, "mariadb": 10.0}
+_ENGINE = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mariadb": "MariaDB"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,11 @@ cost. Shapes: sequential on one connection; the same inside an explicit transact
 (``BEGIN``; ``UPDATE``; ``COMMIT``: three round trips, what a driver does for a
 multi-statement transaction; for reference, not used in ratios); 32 tasks on a pool of
 32 connections, each task updating its own row.
+
+MariaDB: aiomysql, the store's driver, on the server's own settings
+(``innodb_flush_log_at_trx_commit=1``: every commit waits for its redo log flush), in
+autocommit mode: one ``UPDATE`` is one round trip and one transaction. Shapes as on
+PostgreSQL: sequential, the same inside ``BEGIN``/``COMMIT``, 32 tasks on a pool of 32.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from bench.stats import latency_ms, rate
 
 _TASKS = 32
 _UPDATE_PG = 'UPDATE "{schema}".counters SET value = value + 1 WHERE id = $1'
+_UPDATE_MYSQL = "UPDATE counters SET value = value + 1 WHERE id = %s"
 
 #: A function that commits one single-row UPDATE of row ``row``.
 Commit = Callable[[int], Awaitable[None]]
@@ -74,11 +80,16 @@ class RawConnection:
         self.explicit = explicit
         self._sqlite: aiosqlite.Connection | None = None
         self._pg: Any = None
+        self._mysql: Any = None
 
     async def open(self) -> RawConnection:
         if self.db.path is not None:
             await create_counters(self.db.path)
             self._sqlite = await connect(self.db.path)
+            return self
+        if self.db.backend == "mariadb":
+            self._mysql = await mysql_connect(self.db)
+            await create_mysql_counters(self._mysql)
             return self
         import asyncpg
 
@@ -89,6 +100,8 @@ class RawConnection:
     async def commit(self, row: int) -> None:
         if self._sqlite is not None:
             await update_once(self._sqlite, row)
+        elif self._mysql is not None:
+            await mysql_update(self._mysql, row, explicit=self.explicit)
         elif self.explicit:
             async with self._pg.transaction():
                 await self._pg.execute(_UPDATE_PG.format(schema=self.db.schema), row)
@@ -100,6 +113,42 @@ class RawConnection:
             await self._sqlite.close()
         if self._pg is not None:
             await self._pg.close()
+        if self._mysql is not None:
+            self._mysql.close()
+
+
+async def mysql_connect(db: Database) -> Any:
+    """An autocommit aiomysql connection to the case's database."""
+    import aiomysql
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db.sagakit_url)
+    return await aiomysql.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        user=url.username or "root",
+        password=url.password or "",
+        db=url.database,
+        autocommit=True,
+    )
+
+
+async def mysql_update(conn: Any, row: int, *, explicit: bool = False) -> None:
+    """One single-row UPDATE, committed: alone (autocommit) or inside BEGIN/COMMIT."""
+    async with conn.cursor() as cursor:
+        if explicit:
+            await cursor.execute("BEGIN")
+        await cursor.execute(_UPDATE_MYSQL, (row,))
+        if explicit:
+            await cursor.execute("COMMIT")
+
+
+async def create_mysql_counters(conn: Any) -> None:
+    async with conn.cursor() as cursor:
+        await cursor.execute("CREATE TABLE counters (id INTEGER PRIMARY KEY, value BIGINT)")
+        await cursor.executemany(
+            "INSERT INTO counters VALUES (%s, 0)", [(i,) for i in range(_TASKS)]
+        )
 
 
 async def create_pg_counters(conn: Any, db: Database) -> None:
@@ -155,6 +204,8 @@ async def floor_concurrent(ctx: CaseContext) -> dict[str, Any]:
     asyncpg pool of 32 connections, each commit acquiring one.
     """
     db = ctx.database("floor")
+    if db.backend == "mariadb":
+        return await _mysql_pool(ctx, db)
     if db.path is None:
         return await _pg_pool(ctx, db)
     await create_counters(db.path)
@@ -214,6 +265,33 @@ async def _pg_pool(ctx: CaseContext, db: Database) -> dict[str, Any]:
     total = per_task * _TASKS
     return {
         "shape": f"{_TASKS} tasks, asyncpg pool of {_TASKS} connections",
+        "commits": total,
+        "seconds": round(seconds, 4),
+        "commits_per_s": rate(total, seconds),
+    }
+
+
+async def _mysql_pool(ctx: CaseContext, db: Database) -> dict[str, Any]:
+    n = ctx.number("commits")
+    per_task = max(n // _TASKS, 1)
+    conns = [await mysql_connect(db) for _ in range(_TASKS)]
+    try:
+        await create_mysql_counters(conns[0])
+
+        async def task(index: int) -> None:
+            for _ in range(per_task):
+                await mysql_update(conns[index], index)
+
+        await asyncio.gather(*(mysql_update(c, i) for i, c in enumerate(conns)))  # warm up
+        t0 = time.perf_counter()
+        await asyncio.gather(*(task(i) for i in range(_TASKS)))
+        seconds = time.perf_counter() - t0
+    finally:
+        for conn in conns:
+            conn.close()
+    total = per_task * _TASKS
+    return {
+        "shape": f"{_TASKS} tasks, {_TASKS} aiomysql connections",
         "commits": total,
         "seconds": round(seconds, 4),
         "commits_per_s": rate(total, seconds),

@@ -75,29 +75,34 @@ def test_quick_sagakit_run_emits_json(tmp_path: Path) -> None:
     assert statuses["sequential_vs_dbos"] is None  # DBOS was not run
 
 
-def _postgres_unavailable() -> str | None:
+def _server_unavailable(backend: str) -> str | None:
     try:
-        return get_backend("postgresql").unavailable()
+        return get_backend(backend).unavailable()
     except Exception as e:  # the driver or the server is missing: skip, do not fail
         return str(e)
 
 
-def test_quick_postgresql_run_emits_json_and_leaves_no_schema(tmp_path: Path) -> None:
-    why = _postgres_unavailable()
+@pytest.mark.parametrize(
+    ("backend", "engine"), [("postgresql", "PostgreSQL"), ("mariadb", "MariaDB")]
+)
+def test_quick_server_run_emits_json_and_leaves_no_database(
+    tmp_path: Path, backend: str, engine: str
+) -> None:
+    why = _server_unavailable(backend)
     if why is not None:  # skip on a laptop without the server, fail in CI
         if os.environ.get("CI"):
-            pytest.fail(f"CI: PostgreSQL bench backend unavailable: {why}")
-        pytest.skip(f"PostgreSQL bench backend unavailable: {why}")
-    # Given a quick run of the floor and sagakit cases on PostgreSQL, 50 sagas each
-    args = ("--backend", "postgresql", "--only", "floor,sagakit", "--sagas", "50")
+            pytest.fail(f"CI: {engine} bench backend unavailable: {why}")
+        pytest.skip(f"{engine} bench backend unavailable: {why}")
+    # Given a quick run of the floor and sagakit cases on the server, 50 sagas each
+    args = ("--backend", backend, "--only", "floor,sagakit", "--sagas", "50")
 
     # When it runs in a subprocess
     document = _run(tmp_path, *args)
 
-    # I expect the PostgreSQL floor and sagakit cases, their targets, and no schema left
-    assert document["meta"]["backends"] == ["postgresql"]
-    assert document["meta"]["databases"]["postgresql"]["engine"].startswith("PostgreSQL")
-    floor = document["results"]["postgresql"]["floor"]
+    # I expect the server's floor and sagakit cases, their targets, and nothing left
+    assert document["meta"]["backends"] == [backend]
+    assert document["meta"]["databases"][backend]["engine"].startswith(engine)
+    floor = document["results"][backend]["floor"]
     assert set(floor) == {
         "sequential",
         "sequential_explicit_transaction",
@@ -105,13 +110,13 @@ def test_quick_postgresql_run_emits_json_and_leaves_no_schema(tmp_path: Path) ->
         "sequential_repeat",
     }
     assert all(_positive(case["commits_per_s"]) for case in floor.values())
-    _check_sagakit_cases(document, "postgresql", 50)
-    statuses = {t["id"]: t["met"] for t in document["targets"] if t["backend"] == "postgresql"}
+    _check_sagakit_cases(document, backend, 50)
+    statuses = {t["id"]: t["met"] for t in document["targets"] if t["backend"] == backend}
     assert statuses["step_cost"] is not None
     assert statuses["commits_per_step"] is not None
     pid = document["meta"].get("pid")
     assert pid is not None
-    assert get_backend("postgresql").sweep(f"skb_{pid}_") == 0
+    assert get_backend(backend).sweep(f"skb_{pid}_") == 0
 
 
 def test_plans_differ_by_backend_where_they_should() -> None:
@@ -121,12 +126,16 @@ def test_plans_differ_by_backend_where_they_should() -> None:
     # When plans are built for both backends
     sqlite = {(s.group, s.label) for s in build_plan(sizes, ("floor", "dbos"), "sqlite")}
     pg = {(s.group, s.label) for s in build_plan(sizes, ("floor", "dbos"), "postgresql")}
+    maria = {(s.group, s.label) for s in build_plan(sizes, ("floor", "dbos"), "mariadb")}
 
     # I expect journals on SQLite only, and each backend's own floor shapes
     assert ("dbos", "sync_wal_in_flight_1") in sqlite
     assert ("dbos", "sync_in_flight_1") in pg
     assert ("floor", "concurrent_32_shared_connection") in sqlite
     assert ("floor", "concurrent_32_pool") in pg
+    # and no DBOS on MariaDB, which DBOS cannot keep its state in
+    assert not any(group == "dbos" for group, _ in maria)
+    assert ("floor", "concurrent_32_pool") in maria
     assert (
         sizes_for(quick=False, backend="postgresql").memory_large
         < sizes_for(quick=False).memory_large
