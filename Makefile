@@ -39,6 +39,9 @@ BENCH_STAMP := $(VENV)/.sagakit-bench-installed
 
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
+	# the Restate server the bench compares with (skipped, with the reason, without npm)
+	command -v npm >/dev/null && npm install --silent --no-audit --no-fund --prefix bench/restate \
+		|| echo "npm not found: the bench runs without Restate"
 	touch $@
 
 ## bench: install the bench extras and run the benchmarks (BENCH_ARGS=--quick for a short run)

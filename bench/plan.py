@@ -17,11 +17,14 @@ GROUPS = (
     "relay",
     "machines",
     "toolkit",
+    "restate",
 )
 
 #: sagakit in-flight levels; 64 matches the recovery worker's concurrency.
 SAGAKIT_IN_FLIGHT = (1, 16, 64, 256)
 DBOS_IN_FLIGHT = (1, 50)
+#: Restate in-flight levels: sequential, and sagakit's 64.
+RESTATE_IN_FLIGHT = (1, 64)
 BASELINE_SHAPES = (("async", 1), ("sync", 1), ("async", 16))
 RECOVERY_WORKERS = 64
 #: Worker processes on one PostgreSQL, 64 in flight each.
@@ -191,6 +194,11 @@ def build_plan(sizes: Sizes, groups: tuple[str, ...], backend: str = "sqlite") -
                         f"{mode}_{journal}_in_flight_{k}" if journal else f"{mode}_in_flight_{k}"
                     )
                     plan.append(CaseSpec("dbos", label, "dbos.run", {**params, "journal": journal}))
+    if "restate" in groups:  # its own durable log: the same on every backend's table
+        for k in RESTATE_IN_FLIGHT:
+            n = sizes.dbos_sequential if k == 1 else sizes.dbos_concurrent
+            params = {"sagas": n, "in_flight": k, "warmup": w}
+            plan.append(CaseSpec("restate", f"in_flight_{k}", "restate.run", params))
     if "baseline" in groups:
         for mode, k in BASELINE_SHAPES:
             n = sizes.baseline_sequential if k == 1 else sizes.baseline_concurrent

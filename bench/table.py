@@ -55,7 +55,7 @@ def _sql(case: dict[str, Any]) -> tuple[Any, Any]:
 def runs_table(results: Results) -> str:
     """One row per saga-running case: throughput, latency, SQL per step."""
     rows: list[list[Any]] = []
-    for group in ("sagakit", "dbos", "baseline"):
+    for group in ("sagakit", "dbos", "baseline", "restate"):
         for label, case in results.get(group, {}).items():
             if label == "step_cost_paired":
                 continue

@@ -114,6 +114,14 @@ def ratios(results: Results) -> dict[str, Any]:
         "recovery_sagas_vs_fresh_64": ratio(rec_sagas, fresh64_sagas),
         "pending_drain_steps_vs_fresh_64": ratio(pending, fresh64),
         "rss_large_over_small": _get(results, "memory", "rss", "growth_ratio"),
+        "sequential_vs_restate": ratio(
+            _get(results, "sagakit", "in_flight_1", "sagas_per_s"),
+            _get(results, "restate", "in_flight_1", "sagas_per_s"),
+        ),
+        "in_flight_64_vs_restate": ratio(
+            _get(results, "sagakit", "in_flight_64", "sagas_per_s"),
+            _get(results, "restate", "in_flight_64", "sagas_per_s"),
+        ),
         "relay_vs_raw_aio_pika": ratio(
             _get(results, "relay", "throughput", "messages_per_s"),
             _get(results, "relay", "floor_aio_pika", "messages_per_s"),

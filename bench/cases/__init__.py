@@ -15,6 +15,7 @@ from bench.cases.paired import step_cost_paired
 from bench.cases.processes import processes
 from bench.cases.recovery import recovery
 from bench.cases.relay import relay_floor, relay_floor_bare, relay_latency, relay_throughput
+from bench.cases.restate_run import restate_run
 from bench.cases.sagakit_run import sagakit_run
 
 CASES: dict[str, Callable[..., Any]] = {
@@ -30,6 +31,7 @@ CASES: dict[str, Callable[..., Any]] = {
     "toolkit.explore": explore_five_steps,
     "machines.events": machine_events,
     "machines.hot": machine_hot,
+    "restate.run": restate_run,
     "relay.floor": relay_floor,
     "relay.floor_bare": relay_floor_bare,
     "relay.throughput": relay_throughput,

@@ -166,3 +166,16 @@ def test_worker_processes_run_on_a_server_only() -> None:
     # I expect 1, 2 and 4 processes on PostgreSQL and none on SQLite's single writer
     assert sqlite == []
     assert [s.params["processes"] for s in pg] == [1, 2, 4]
+
+
+def test_restate_runs_beside_every_backend_sequential_and_64_in_flight() -> None:
+    # Given the quick sizes, when the restate group is planned for each backend
+    sizes = sizes_for(quick=True)
+    plans = {b: build_plan(sizes, ("restate",), b) for b in ("sqlite", "postgresql", "mariadb")}
+
+    # I expect the same two shapes everywhere: its log is its own, not the backend's
+    for plan in plans.values():
+        assert [(s.case, s.params["in_flight"]) for s in plan] == [
+            ("restate.run", 1),
+            ("restate.run", 64),
+        ]
