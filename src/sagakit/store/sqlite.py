@@ -16,18 +16,22 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Insert, Select, create_engine
+from sqlalchemy import Connection, Insert, Row, Select, create_engine
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .records import OutboxMessage
 from .sql import SqlStore, attach_sqlite_setup
-from .sql.core import Fault
+from .sql.core import _DRIVER_ERRORS, Fault
 from .sql.rows import _Write, plain_batch
 from .sqlite_direct import DirectWrites
 from .sqlite_outbox import DirectOutbox
 
 _T = TypeVar("_T")
+
+#: Threads that run reads, each on its own pysqlite connection (WAL: readers never wait
+#: for the writer, nor for each other).
+_READERS = 4
 
 
 #: SQLite result codes (primary, the low byte) of a database busy with another writer
@@ -52,12 +56,16 @@ class SqliteStore(SqlStore):
         database = engine.url.database
         self._threaded = bool(database) and database != ":memory:"
         self._thread: ThreadPoolExecutor | None = None
+        self._readers: ThreadPoolExecutor | None = None
         self._sync_conn: Connection | None = None
         self._sync_engine = None
         self._direct: DirectWrites | None = None
         self._direct_outbox: DirectOutbox | None = None
         if self._threaded:
-            self._sync_engine = create_engine(engine.url.set(drivername="sqlite+pysqlite"))
+            # the writer's connection, and one per reader thread
+            self._sync_engine = create_engine(
+                engine.url.set(drivername="sqlite+pysqlite"), pool_size=_READERS + 1
+            )
             attach_sqlite_setup(self._sync_engine)
 
     def _configure_engine(self) -> None:
@@ -101,6 +109,26 @@ class SqliteStore(SqlStore):
         self.commits += 1
         return outcomes
 
+    async def _read(self, query: Any) -> list[Row[Any]]:
+        # One hand-off to a reader thread, which runs the whole read through the pysqlite
+        # engine; through aiosqlite a read was eight (cursor, BEGIN, SELECT, fetch, close,
+        # rollback), each a round trip between the event loop and aiosqlite's thread.
+        if not self._threaded:
+            return await super()._read(query)
+        if self._readers is None:
+            self._readers = ThreadPoolExecutor(_READERS, thread_name_prefix="sagakit-sqlite-reader")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._readers, self._read_in_thread, query)
+        except _DRIVER_ERRORS as e:
+            raise self._translate(e, "reading sagas") from e
+
+    def _read_in_thread(self, query: Any) -> list[Row[Any]]:
+        assert self._sync_engine is not None
+        with self._sync_engine.connect() as conn:
+            reading = conn.execution_options(sagakit_read_only=True)
+            return list(reading.execute(query).all())
+
     async def _in_writer(self, fn: Callable[..., _T], *args: Any) -> _T:
         if not self._threaded:
             return await super()._in_writer(fn, *args)
@@ -129,6 +157,9 @@ class SqliteStore(SqlStore):
 
     async def close(self) -> None:
         await super().close()
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+            self._readers = None
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(
                 self._thread, self._drop_sync_connection
