@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 import sagakit as sk
 from sagakit.errors import StoreUnavailable, TransactionConflict
+from sagakit.store import idle_ping
 from sagakit.store.sql import SqlStore
 from sagakit.store.sql.core import Fault
 
@@ -84,5 +85,38 @@ async def test_a_connection_the_server_killed_is_an_outage(server_url: str) -> N
             await victim.close()
         # I expect "unavailable, retry later", not a permanent error
         assert isinstance(store._translate(raised.value, "testing"), StoreUnavailable)
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("ping", [True, False])
+async def test_an_idle_pooled_connection_the_server_killed_is_replaced_before_a_read(
+    server_url: str, ping: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every checkout of a used connection counts as "after a quiet spell"
+    monkeypatch.setattr(idle_ping, "IDLE_SECONDS", 0.0)
+    separator = "&" if "?" in server_url else "?"
+    store, _ = await _open(f"{server_url}{separator}pool_pre_ping={str(ping).lower()}")
+    try:
+        # Given a saga, and the pooled connection that read it
+        await store.create(sk.SagaRecord(id="idle", saga_type="x"))
+        postgres = store.engine.dialect.name == "postgresql"
+        me = "SELECT pg_backend_pid()" if postgres else "SELECT CONNECTION_ID()"
+        (row,) = await store._read(text(me))
+        # When the server ends that connection while it sits in the pool (an operator's
+        # own session does it: the pool would hand the victim itself out again)
+        operator, _ = await _open(server_url)
+        kill = f"SELECT pg_terminate_backend({row[0]})" if postgres else f"KILL CONNECTION {row[0]}"
+        async with operator.engine.connect() as conn:
+            await conn.execute(text(kill))
+        await operator.close()
+        # I expect the next read to find the saga on a fresh connection, with the ping;
+        # without it, to meet the dead connection (so the ping is what saves the read)
+        if ping:
+            record = await store.get("idle")
+            assert record is not None and record.id == "idle"
+        else:
+            with pytest.raises(StoreUnavailable):
+                await store.get("idle")
     finally:
         await store.close()

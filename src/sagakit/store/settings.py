@@ -22,7 +22,9 @@ class StoreSettings(BaseSettings):
 
     pool_size: int = Field(10, ge=1, description="connections kept open per process")
     max_overflow: int = Field(10, ge=0, description="extra connections under load")
-    pool_pre_ping: bool = Field(True, description="test a pooled connection before use")
+    pool_pre_ping: bool = Field(
+        True, description="test a pooled connection before use when it sat idle over a second"
+    )
     connect_timeout: float = Field(10.0, gt=0, description="seconds to wait for a connection")
     statement_timeout: float = Field(30.0, ge=0, description="seconds per statement; 0: none")
     idle_transaction_timeout: float = Field(

@@ -14,6 +14,7 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import ConfigurationError
 from .base import SagaStore
+from .idle_ping import ping_when_idle
 from .settings import StoreSettings
 
 #: The store a Runtime uses when given no URL: a file in the working directory.
@@ -40,7 +41,6 @@ def _server_store(parsed: URL, backend: str, *, prefix: str, schema: str | None)
     options: dict[str, Any] = {
         "pool_size": settings.pool_size,
         "max_overflow": settings.max_overflow,
-        "pool_pre_ping": settings.pool_pre_ping,
         "hide_parameters": True,
     }
     if backend in ("postgresql", "postgres"):
@@ -64,6 +64,8 @@ def _server_store(parsed: URL, backend: str, *, prefix: str, schema: str | None)
             engine, prefix=settings.table_prefix, schema=settings.db_schema, description=description
         )
         store.connect_args = pg_args
+        if settings.pool_pre_ping:
+            ping_when_idle(engine)
         return store
     _require("aiomysql", "mysql")
     from .mysql import MysqlStore
@@ -107,6 +109,8 @@ def _server_store(parsed: URL, backend: str, *, prefix: str, schema: str | None)
         isolation_level="READ COMMITTED",
         **options,
     )
+    if settings.pool_pre_ping:
+        ping_when_idle(engine)
     return MysqlStore(engine, prefix=settings.table_prefix, schema=None, description=description)
 
 
