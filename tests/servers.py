@@ -6,7 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -101,3 +101,31 @@ def rabbitmq_url() -> str:
     except OSError as e:
         unavailable("RabbitMQ at 127.0.0.1:5672", e)
     return RABBITMQ_URL
+
+
+NATS_URL = os.environ.get("SAGAKIT_TEST_NATS", "nats://127.0.0.1:4222")
+
+
+def nats_url() -> str:
+    """The test NATS server's URL; skip (or fail under CI) when it does not answer."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 4222), timeout=2).close()
+    except OSError as e:
+        unavailable("NATS at 127.0.0.1:4222", e)
+    return NATS_URL
+
+
+async def drop_nats_streams(url: str, stream: str) -> None:
+    """Delete a test's JetStream stream and its dead-letter stream, if they exist."""
+    import nats
+
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        for name in (stream, f"{stream}-dead"):
+            with suppress(nats.js.errors.NotFoundError):
+                await js.delete_stream(name)
+    finally:
+        await nc.close()

@@ -24,7 +24,7 @@ from .history import EventType
 from .hooks import SagaHooks
 from .machines.definition import State, StateMachine
 from .machines.instance import Instance
-from .messaging import Broker, Envelope, MemoryBroker, RabbitMQ
+from .messaging import Broker, Envelope, MemoryBroker, NatsJetStream, RabbitMQ
 from .orchestration.context import StepContext
 from .orchestration.definition import Saga
 from .orchestration.step import Retry, Step
@@ -65,6 +65,7 @@ __all__ = [
     "Broker",
     "Envelope",
     "MemoryBroker",
+    "NatsJetStream",
     "RabbitMQ",
     # stores
     "MemoryStore",

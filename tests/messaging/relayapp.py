@@ -20,11 +20,14 @@ async def charge(ctx: sk.StepContext) -> None:
     ctx.publish("shop.charged", {"saga": ctx.saga_id, "n": 2})
 
 
+_url = os.environ.get("RELAY_BROKER", "amqp://guest:guest@127.0.0.1:5672/")
+_name = os.environ.get("RELAY_EXCHANGE", "sagakit")
 runtime = sk.Runtime(
     os.environ.get("RELAY_DB", "sqlite:///relay.db"),
     sagas=[order],
-    broker=sk.RabbitMQ(
-        os.environ.get("RELAY_AMQP", "amqp://guest:guest@127.0.0.1:5672/"),
-        exchange=os.environ.get("RELAY_EXCHANGE", "sagakit"),
+    broker=(
+        sk.NatsJetStream(_url, stream=_name)
+        if _url.startswith("nats://")
+        else sk.RabbitMQ(_url, exchange=_name)
     ),
 )

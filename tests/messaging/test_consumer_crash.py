@@ -11,11 +11,13 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 import sagakit as sk
 from sagakit.messaging import Envelope
 from sagakit.messaging.brokers.rabbitmq import RabbitMQ
 
-from ..servers import rabbitmq_url
+from ..servers import drop_nats_streams, nats_url, rabbitmq_url
 from .test_relay_faults import delete
 
 HERE = Path(__file__).parent
@@ -52,8 +54,11 @@ async def _until_marked(db: str, queue: str, ids: list[str], timeout: float = 30
         await store.close()
 
 
-async def test_the_redelivered_message_is_recognised_by_the_inbox(tmp_path: Path) -> None:
-    url = rabbitmq_url()
+@pytest.mark.parametrize("kind", ["rabbitmq", "nats"])
+async def test_the_redelivered_message_is_recognised_by_the_inbox(
+    tmp_path: Path, kind: str
+) -> None:
+    url = rabbitmq_url() if kind == "rabbitmq" else nats_url()
     exchange = f"t_{uuid.uuid4().hex[:10]}"
     queue = f"{exchange}.q"
     db = f"sqlite:///{tmp_path}/consumer.db"
@@ -62,7 +67,11 @@ async def test_the_redelivered_message_is_recognised_by_the_inbox(tmp_path: Path
     args = [db, url, exchange, queue, str(applied)]
     # Given a consumer that dies right after applying and recording its first message
     first = spawn(args, out1, {"SAGAKIT_KILL_AFTER": "inbox_marked:1"})
-    publisher = RabbitMQ(url, exchange=exchange)
+    publisher: sk.Broker = (
+        RabbitMQ(url, exchange=exchange)
+        if kind == "rabbitmq"
+        else sk.NatsJetStream(url, stream=exchange)
+    )
     try:
         await wait_for(lambda: "consuming" in out1.read_text(), "the first consumer")
         ids = [uuid.uuid4().hex for _ in range(5)]
@@ -84,7 +93,10 @@ async def test_the_redelivered_message_is_recognised_by_the_inbox(tmp_path: Path
         if first.poll() is None:
             first.kill()
         await publisher.close()
-        await delete(url, exchange, queue)
+        if kind == "rabbitmq":
+            await delete(url, exchange, queue)
+        else:
+            await drop_nats_streams(url, exchange)
     # I expect each message applied exactly once; the redelivered one skipped by the inbox
     assert sorted(lines()) == sorted(f"{m} {n}" for n, m in enumerate(ids))
     assert f"duplicate {ids[0]}" in out2.read_text()

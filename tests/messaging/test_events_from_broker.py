@@ -1,7 +1,7 @@
 """Broker messages as state machine events: published by a saga, routed into ``rt.send``.
 
-On the in-process broker and on a real RabbitMQ: every message applied once to its
-instance, the inbox mark written in the instance's own transaction.
+On the in-process broker, on a real RabbitMQ and on a real NATS JetStream: every message
+applied once to its instance, the inbox mark written in the instance's own transaction.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sagakit.messaging.brokers.rabbitmq import RabbitMQ
 from sagakit.store.records import SagaQuery
 
 from ..machines.test_state_machines import eventually, order_machine, shipping_saga
-from ..servers import rabbitmq_url
+from ..servers import drop_nats_streams, nats_url, rabbitmq_url
 
 
 def checkout_saga() -> sk.Saga:
@@ -32,12 +32,17 @@ def checkout_saga() -> sk.Saga:
     return saga
 
 
-@pytest.fixture(params=["memory", "rabbitmq"])
+@pytest.fixture(params=["memory", "rabbitmq", "nats"])
 async def broker(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Any, str]]:
     """A broker, and a queue name of this test's own."""
     exchange = f"t_{uuid.uuid4().hex[:10]}"
     if request.param == "memory":
         yield sk.MemoryBroker(), f"{exchange}.orders"
+        return
+    if request.param == "nats":
+        url = nats_url()
+        yield sk.NatsJetStream(url, stream=exchange), f"{exchange}.orders"
+        await drop_nats_streams(url, exchange)
         return
     import aio_pika
 
@@ -81,9 +86,9 @@ async def test_published_messages_drive_a_state_machine_once_each(
 
 
 async def test_a_queue_bound_from_the_definitions_takes_every_event_they_handle(
-    tmp_path: Any,
+    broker: tuple[Any, str], tmp_path: Any
 ) -> None:
-    broker = sk.MemoryBroker()
+    bus, queue = broker
 
     emitter = sk.Saga("emitter")
 
@@ -94,9 +99,9 @@ async def test_a_queue_bound_from_the_definitions_takes_every_event_they_handle(
 
     definitions = [emitter, order_machine(), shipping_saga([])]
     async with sk.Runtime(
-        f"sqlite:///{tmp_path}/d.db", sagas=definitions, broker=broker, poll_interval=0.05
+        f"sqlite:///{tmp_path}/d.db", sagas=definitions, broker=bus, poll_interval=0.05
     ) as rt:
-        await rt.route_events(queue="orders.events")  # topics: the events the order takes
+        await rt.route_events(queue=queue)  # topics: the events the order takes
         await rt.run("emitter", {})
 
         async def paid() -> bool:

@@ -1,10 +1,15 @@
-"""Relay processes SIGKILLed mid-batch and RabbitMQ stopped mid-run: nothing lost or reordered."""
+"""Relay processes SIGKILLed mid-batch and the broker restarted mid-run: nothing lost or reordered.
+
+Run on RabbitMQ (``rabbitmqctl stop_app`` / ``start_app``) and on NATS JetStream (the
+server process stopped and started again on its store directory).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +24,7 @@ from sagakit.messaging import Envelope
 from sagakit.messaging.brokers.rabbitmq import RabbitMQ
 from sagakit.store.records import OutboxQuery, OutboxState
 
-from ..servers import rabbitmq_url, store_url_for
+from ..servers import drop_nats_streams, nats_url, rabbitmq_url, store_url_for, unavailable
 from .relayapp import order
 
 HERE = Path(__file__).parent
@@ -37,10 +42,53 @@ def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
 
 
-def spawn_relay(db: str, exchange: str, out: Path, *args: str) -> subprocess.Popen[bytes]:
+#: How .ci/run starts the local NATS server: the same again after the test stops it.
+NATS_SERVER = "/usr/sbin/nats-server"
+NATS_ARGS = ["-a", "127.0.0.1", "-p", "4222", "-js", "-sd", "/var/lib/nats-server"]
+NATS_ARGS += ["-l", "/var/log/nats-server.log"]
+
+
+def restart_nats() -> None:
+    """Stop the local NATS server and start it again on the same store directory."""
+    subprocess.run(
+        ["start-stop-daemon", "--stop", "--retry", "TERM/10/KILL/5", "--exec", NATS_SERVER],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    subprocess.run(
+        ["start-stop-daemon", "--start", "--background", "--exec", NATS_SERVER, "--", *NATS_ARGS],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", 4222), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, "NATS did not come back"
+            time.sleep(0.1)
+
+
+def restart_broker(kind: str) -> None:
+    """Stop the test broker and start it again; return once it accepts connections."""
+    if kind == "nats":
+        restart_nats()
+        return
+    rabbitmqctl("stop_app")
+    rabbitmqctl("start_app")
+    rabbitmqctl("await_startup")
+
+
+def spawn_relay(
+    db: str, broker_url: str, exchange: str, out: Path, *args: str
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "RELAY_DB": db,
+        "RELAY_BROKER": broker_url,
         "RELAY_EXCHANGE": exchange,
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
@@ -53,10 +101,13 @@ def spawn_relay(db: str, exchange: str, out: Path, *args: str) -> subprocess.Pop
     )
 
 
+@pytest.mark.parametrize("kind", ["rabbitmq", "nats"])
 async def test_killed_relays_and_a_broker_restart_lose_and_reorder_nothing(
-    db: str, tmp_path: Path
+    db: str, tmp_path: Path, kind: str
 ) -> None:
-    url = rabbitmq_url()
+    url = rabbitmq_url() if kind == "rabbitmq" else nats_url()
+    if kind == "nats" and not Path(NATS_SERVER).exists():
+        unavailable("a NATS server this test can restart", FileNotFoundError(NATS_SERVER))
     exchange = f"t_{uuid.uuid4().hex[:10]}"
     queue = f"{exchange}.q"
     received: list[Envelope] = []
@@ -64,7 +115,12 @@ async def test_killed_relays_and_a_broker_restart_lose_and_reorder_nothing(
     async def record(envelope: Envelope) -> None:
         received.append(envelope)
 
-    consumer = RabbitMQ(url, exchange=exchange)
+    # a consumer that died unacknowledged is redelivered after its ack wait on NATS
+    consumer: sk.Broker = (
+        RabbitMQ(url, exchange=exchange)
+        if kind == "rabbitmq"
+        else sk.NatsJetStream(url, stream=exchange, ack_wait=2.0)
+    )
     stop_consuming = await consumer.consume(queue, ["shop.#"], record)
     # Given 2,000 sagas that each wrote 3 messages, and two relay processes on PostgreSQL
     async with sk.Runtime(db, sagas=[order], workers=8) as rt:
@@ -75,7 +131,7 @@ async def test_killed_relays_and_a_broker_restart_lose_and_reorder_nothing(
         await until(rt, lambda b: b.pending == MESSAGES, "every saga checkpointed its messages")
     started = time.monotonic()
     log = tmp_path / "relays.out"
-    relays = [spawn_relay(db, exchange, log) for _ in range(2)]
+    relays = [spawn_relay(db, url, exchange, log) for _ in range(2)]
     kills = 0
     restarted = False
     try:
@@ -89,16 +145,14 @@ async def test_killed_relays_and_a_broker_restart_lose_and_reorder_nothing(
                 victim = relays[kills % 2]
                 victim.send_signal(signal.SIGKILL)
                 victim.wait(timeout=30)
-                relays[kills % 2] = spawn_relay(db, exchange, log)
+                relays[kills % 2] = spawn_relay(db, url, exchange, log)
                 kills += 1
                 print(f"{time.monotonic() - started:.1f}s: relay killed at {unique} messages")
-            # and RabbitMQ is stopped and started once
+            # and the broker is stopped and started once
             if not restarted and unique >= MESSAGES * 2 // 3:
-                rabbitmqctl("stop_app")
-                rabbitmqctl("start_app")
-                rabbitmqctl("await_startup")
+                restart_broker(kind)
                 restarted = True
-                print(f"{time.monotonic() - started:.1f}s: RabbitMQ restarted at {unique} messages")
+                print(f"{time.monotonic() - started:.1f}s: {kind} restarted at {unique} messages")
             await asyncio.sleep(0.02)
     finally:
         for proc in relays:
@@ -106,7 +160,10 @@ async def test_killed_relays_and_a_broker_restart_lose_and_reorder_nothing(
             proc.wait()
         await stop_consuming()
         await consumer.close()
-        await delete(url, exchange, queue)
+        if kind == "rabbitmq":
+            await delete(url, exchange, queue)
+        else:
+            await drop_nats_streams(url, exchange)
     # I expect every message arrived, a duplicate only ever with its message id, in order
     by_id: dict[str, tuple[str, int]] = {}
     for envelope in received:
@@ -130,7 +187,7 @@ async def test_killed_relays_and_a_broker_restart_lose_and_reorder_nothing(
     assert all(m.state is OutboxState.PUBLISHED for m in rows)
     print(
         f"\nrelay faults: {SAGAS} sagas, {MESSAGES} messages, {kills} relay kills, "
-        f"1 RabbitMQ restart: {len(received)} deliveries, "
+        f"1 {kind} restart: {len(received)} deliveries, "
         f"{len(received) - MESSAGES} duplicates (same message_id), 0 lost, 0 out of order, "
         f"in {time.monotonic() - started:.1f}s"
     )

@@ -42,7 +42,7 @@ async def test_a_relay_that_would_poll_in_ten_minutes_publishes_within_milliseco
     log = tmp_path / "relay.out"
     async with sk.Runtime(db, sagas=[order], workers=2) as rt:
         # Given a relay process that polls every ten minutes, listening on PostgreSQL
-        relay = spawn_relay(db, exchange, log, "--poll", "600")
+        relay = spawn_relay(db, url, exchange, log, "--poll", "600")
         try:
             deadline = time.monotonic() + 30
             while "listening for outbox messages" not in log.read_text():

@@ -2,6 +2,7 @@
 
 from .broker import Broker, BrokerUnavailable, Handler, PublishRefused
 from .brokers import MemoryBroker, broker_from
+from .brokers.nats import NatsJetStream
 from .brokers.rabbitmq import RabbitMQ
 from .envelope import Envelope
 from .relay import Relay, RelayCounters
@@ -12,6 +13,7 @@ __all__ = [
     "Envelope",
     "Handler",
     "MemoryBroker",
+    "NatsJetStream",
     "PublishRefused",
     "RabbitMQ",
     "Relay",

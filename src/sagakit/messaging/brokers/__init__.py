@@ -8,7 +8,7 @@ from .memory import MemoryBroker
 
 
 def broker_from(setting: str | Broker) -> Broker:
-    """``"amqp://…"`` (RabbitMQ), ``"memory://"`` (this process only) or a ``Broker``."""
+    """``"amqp://…"`` (RabbitMQ), ``"nats://…"`` (NATS JetStream), ``"memory://"`` or a ``Broker``."""
     if isinstance(setting, Broker):
         return setting
     if not isinstance(setting, str) or "://" not in setting:
@@ -23,8 +23,13 @@ def broker_from(setting: str | Broker) -> Broker:
         from .rabbitmq import RabbitMQ
 
         return RabbitMQ(setting)
+    if scheme in ("nats", "tls"):
+        from .nats import NatsJetStream
+
+        return NatsJetStream(setting)
     raise ConfigurationError(
-        f"broker URL scheme {scheme!r} is not supported; use amqp:// (RabbitMQ) or memory://"
+        f"broker URL scheme {scheme!r} is not supported; use amqp:// (RabbitMQ), "
+        "nats:// (NATS JetStream) or memory://"
     )
 
 
