@@ -92,14 +92,19 @@ def store_url_for(backend: str, tmp_path: Path) -> Iterator[str]:
 RABBITMQ_URL = os.environ.get("SAGAKIT_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
 
 
-def rabbitmq_url() -> str:
-    """The test RabbitMQ's URL; skip (or fail under CI) when it does not answer."""
+def _answering(what: str, port: int) -> None:
+    """Skip (or fail under CI) unless something listens on 127.0.0.1:``port``."""
     import socket
 
     try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
     except OSError as e:
-        unavailable("RabbitMQ at 127.0.0.1:5672", e)
+        unavailable(f"{what} at 127.0.0.1:{port}", e)
+
+
+def rabbitmq_url() -> str:
+    """The test RabbitMQ's URL; skip (or fail under CI) when it does not answer."""
+    _answering("RabbitMQ", 5672)
     return RABBITMQ_URL
 
 
@@ -108,12 +113,7 @@ NATS_URL = os.environ.get("SAGAKIT_TEST_NATS", "nats://127.0.0.1:4222")
 
 def nats_url() -> str:
     """The test NATS server's URL; skip (or fail under CI) when it does not answer."""
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", 4222), timeout=2).close()
-    except OSError as e:
-        unavailable("NATS at 127.0.0.1:4222", e)
+    _answering("NATS", 4222)
     return NATS_URL
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import Connection, Insert, text
@@ -15,11 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..status import SagaStatus
 from .pg_checkpoint import OneStatementCheckpoints
 from .pg_listen import Listener
+from .pg_outbox import DirectOutboxPg
+from .records import OutboxMessage
 from .sql import SqlStore, _Write
-from .sql.core import Fault
+from .sql.core import _DRIVER_ERRORS, Fault
 from .sql.rows import plain_batch
 
 log = logging.getLogger("sagakit.store")
+_T = TypeVar("_T")
 
 
 #: SQLSTATEs of a transaction the server rolled back: serialisation failure, deadlock.
@@ -42,6 +46,8 @@ class PostgresStore(SqlStore):
     #: The writer connection's asyncpg connection (dropped with the writer).
     _driver: Any = None
     _driver_of: Any = None
+    #: The relay's claim and mark statements (made on first use).
+    _direct_outbox: DirectOutboxPg | None = None
 
     def _fault(self, driver_error: BaseException | None) -> Fault | None:
         state = str(
@@ -70,11 +76,7 @@ class PostgresStore(SqlStore):
                 outbox_channel=self.outbox_channel,
             )
         sql, params = self._one_statement.statement(batch)
-        if self._driver is None or self._driver_of is not self._writer:
-            conn = await self._writer_connection()
-            self._driver = (await conn.get_raw_connection()).driver_connection
-            self._driver_of = conn
-        driver = self._driver
+        driver = await self._writer_driver()
         rows = await driver.fetch(sql, *params)  # errors: _writer_failed translates them
         self.statements += 1
         self.commits += 1
@@ -82,6 +84,45 @@ class PostgresStore(SqlStore):
         for write in batch:
             write.duplicate = answers.get(write.saga_id) is True
         return [answers.get(w.saga_id) is False for w in batch]
+
+    async def _writer_driver(self) -> Any:
+        """The asyncpg connection under the writer connection (call with the lock held)."""
+        if self._driver is None or self._driver_of is not self._writer:
+            conn = await self._writer_connection()
+            self._driver = (await conn.get_raw_connection()).driver_connection
+            self._driver_of = conn
+        return self._driver
+
+    async def claim_outbox(
+        self, owner: str, *, now: datetime, claim_until: datetime, limit: int
+    ) -> list[OutboxMessage]:
+        return await self._on_driver(
+            "claiming outbox messages",
+            lambda driver: self._outbox().claim_heads(driver, owner, now, claim_until, limit),
+        )
+
+    async def outbox_published(self, ids: Iterable[int], *, at: datetime) -> None:
+        wanted = list(ids)
+        if wanted:
+            sql = self._outbox().published
+            await self._on_driver(
+                "marking outbox messages published", lambda driver: driver.execute(sql, at, wanted)
+            )
+
+    def _outbox(self) -> DirectOutboxPg:
+        if self._direct_outbox is None:
+            self._direct_outbox = DirectOutboxPg(self.tables)
+        return self._direct_outbox
+
+    async def _on_driver(self, doing: str, run: Callable[[Any], Awaitable[_T]]) -> _T:
+        """Run ``run(asyncpg connection)`` on the writer, its errors translated."""
+        if self._flusher is None:
+            raise self._not_open()
+        try:
+            async with self._writer_lock:
+                return await run(await self._writer_driver())
+        except _DRIVER_ERRORS + self.raw_driver_errors as e:
+            raise await self._writer_failed(e, doing) from e
 
     def _insert_ignore(self) -> Insert:
         return pg_insert(self.tables.instances).on_conflict_do_nothing(index_elements=["id"])

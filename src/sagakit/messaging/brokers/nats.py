@@ -17,14 +17,15 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from ...errors import ConfigurationError
 from ...store.urls import redact
-from ..broker import Broker, BrokerUnavailable, Handler, PublishRefused
+from ..broker import BrokerUnavailable, Handler, PublishRefused
 from ..envelope import Envelope
+from .consumers import NetworkBroker
 from .memory import topic_pattern
 
 log = logging.getLogger("sagakit.messaging")
@@ -52,7 +53,7 @@ def subject_filter(prefix: str, binding: str) -> str | None:
     return f"{prefix}.{binding}"
 
 
-class NatsJetStream(Broker):
+class NatsJetStream(NetworkBroker):
     """Publishes to the JetStream stream ``stream`` (default ``sagakit``) with acks."""
 
     def __init__(
@@ -83,7 +84,7 @@ class NatsJetStream(Broker):
         self._nc: Any = None
         self._js: Any = None
         self._lock = asyncio.Lock()
-        self._consumers: list[asyncio.Task[None]] = []
+        super().__init__()
 
     async def connect(self) -> None:
         await self._jetstream()
@@ -116,14 +117,6 @@ class NatsJetStream(Broker):
         except (TimeoutError, OSError, nats.errors.Error) as e:
             raise self._lost(e) from e
         return nc, js
-
-    def _lost(self, error: BaseException) -> BrokerUnavailable:
-        return BrokerUnavailable(f"{self.description} is unavailable: {error!r}")
-
-    async def publish(self, envelope: Envelope) -> None:
-        (error,) = await self.publish_many([envelope])
-        if error is not None:
-            raise error
 
     async def publish_many(self, envelopes: Sequence[Envelope]) -> list[BaseException | None]:
         try:
@@ -159,29 +152,6 @@ class NatsJetStream(Broker):
             raise PublishRefused(f"{self.description} refused it: {e}") from e
         except (TimeoutError, OSError, nats.errors.Error) as e:
             raise self._lost(e) from e
-
-    async def consume(
-        self, queue: str, topics: Sequence[str], handler: Handler, *, max_deliveries: int = 5
-    ) -> Callable[[], Awaitable[None]]:
-        ready = asyncio.Event()
-        task = asyncio.create_task(
-            self._consume_forever(queue, tuple(topics), handler, max_deliveries, ready),
-            name=f"sagakit-consume-{queue}",
-        )
-        self._consumers.append(task)
-        # wait for the first subscription (or its failure), as the RabbitMQ broker does
-        waiter = asyncio.create_task(ready.wait())
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if task.done():
-            task.result()
-
-        async def stop() -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-        return stop
 
     async def _consume_forever(
         self,
@@ -289,12 +259,7 @@ class NatsJetStream(Broker):
         await message.term()
 
     async def close(self) -> None:
-        for task in self._consumers:
-            task.cancel()
-        for task in self._consumers:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._consumers.clear()
+        await self._consumers.stop_all()
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None:
             with contextlib.suppress(Exception):

@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ConfigurationError
 from ...store.urls import redact
-from ..broker import Broker, BrokerUnavailable, Handler, PublishRefused
+from ..broker import BrokerUnavailable, Handler, PublishRefused
 from ..envelope import Envelope
+from .consumers import NetworkBroker
 
 log = logging.getLogger("sagakit.messaging")
 
@@ -25,7 +26,7 @@ log = logging.getLogger("sagakit.messaging")
 _RECONNECT = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
-class RabbitMQ(Broker):
+class RabbitMQ(NetworkBroker):
     """Publishes to the topic exchange ``exchange`` (default ``sagakit``) with confirms."""
 
     def __init__(
@@ -50,7 +51,7 @@ class RabbitMQ(Broker):
         self._connection: Any = None
         self._exchange: Any = None
         self._lock = asyncio.Lock()
-        self._consumers: list[asyncio.Task[None]] = []
+        super().__init__()
 
     async def connect(self) -> None:
         await self._publishing_exchange()
@@ -84,11 +85,6 @@ class RabbitMQ(Broker):
             with contextlib.suppress(Exception):
                 await connection.close()
 
-    async def publish(self, envelope: Envelope) -> None:
-        (error,) = await self.publish_many([envelope])
-        if error is not None:
-            raise error
-
     async def publish_many(self, envelopes: Sequence[Envelope]) -> list[BaseException | None]:
         # one deadline for the batch: a timer per message cost more than its encoding
         try:
@@ -104,9 +100,6 @@ class RabbitMQ(Broker):
         if any(isinstance(outcome, BrokerUnavailable) for outcome in outcomes):
             await self._drop_connection()
         return list(outcomes)
-
-    def _lost(self, error: BaseException) -> BrokerUnavailable:
-        return BrokerUnavailable(f"{self.description} is unavailable: {error!r}")
 
     async def _send(self, exchange: Any, envelope: Envelope) -> None:
         """Publish one message and wait for its confirm; errors as the port names them."""
@@ -131,30 +124,6 @@ class RabbitMQ(Broker):
             raise PublishRefused(f"{self.description} refused it: {e!r}") from e
         except (OSError, aio_pika.exceptions.AMQPError, RuntimeError) as e:
             raise self._lost(e) from e
-
-    async def consume(
-        self, queue: str, topics: Sequence[str], handler: Handler, *, max_deliveries: int = 5
-    ) -> Callable[[], Awaitable[None]]:
-        ready = asyncio.Event()
-        task = asyncio.create_task(
-            self._consume_forever(queue, tuple(topics), handler, max_deliveries, ready),
-            name=f"sagakit-consume-{queue}",
-        )
-        self._consumers.append(task)
-        # wait for the first subscription (or its failure), so a caller's publish right
-        # after this returns is routed to the queue
-        waiter = asyncio.create_task(ready.wait())
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if task.done():
-            task.result()
-
-        async def stop() -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-        return stop
 
     async def _consume_forever(
         self,
@@ -249,10 +218,5 @@ class RabbitMQ(Broker):
         await message.ack()
 
     async def close(self) -> None:
-        for task in self._consumers:
-            task.cancel()
-        for task in self._consumers:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._consumers.clear()
+        await self._consumers.stop_all()
         await self._drop_connection()

@@ -20,6 +20,20 @@ from .rows import inbox_params, message_from_row
 _T = TypeVar("_T")
 
 
+def take_heads(rows: Iterable[Any], seen: set[str], heads: list[int]) -> None:
+    """Append to ``heads`` each free ``(id, saga_id, free)`` row first of its saga in ``seen``.
+
+    Rows come in id order: a saga met before has an older unpublished message, so its
+    later ones wait, free or not.
+    """
+    for id_, saga_id, free in rows:
+        if saga_id in seen:
+            continue
+        seen.add(saga_id)
+        if free:
+            heads.append(id_)
+
+
 class SqlOutbox(SqlCore):
     """Outbox claims and marks, inbox checks and marks, on the writer connection."""
 
@@ -75,12 +89,7 @@ class SqlOutbox(SqlCore):
                 .order_by(o.c.id)
                 .limit(page)
             ).all()
-            for id_, saga_id, is_free in rows:
-                if saga_id in seen:
-                    continue  # an earlier message of its saga is unpublished: it waits
-                seen.add(saga_id)
-                if is_free:
-                    heads.append(id_)
+            take_heads(rows, seen, heads)
             if len(rows) < page:
                 break
             after = rows[-1][0]
