@@ -225,7 +225,7 @@ _MYSQL_SETTINGS = (
     "log_bin",
     "innodb_flush_method",
     "innodb_buffer_pool_size",
-    "transaction_isolation",
+    "tx_isolation",
     "max_connections",
 )
 
