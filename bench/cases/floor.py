@@ -241,58 +241,60 @@ async def floor_concurrent(ctx: CaseContext) -> dict[str, Any]:
     }
 
 
+async def _spread(commit: Commit, n: int) -> tuple[int, float]:
+    """Commit from ``_TASKS`` tasks, each updating its own row; commits and seconds.
+
+    One commit per task first (not timed), so every connection is warm.
+    """
+    per_task = max(n // _TASKS, 1)
+
+    async def task(index: int) -> None:
+        for _ in range(per_task):
+            await commit(index)
+
+    await asyncio.gather(*(commit(i) for i in range(_TASKS)))
+    t0 = time.perf_counter()
+    await asyncio.gather(*(task(i) for i in range(_TASKS)))
+    return per_task * _TASKS, time.perf_counter() - t0
+
+
+def _pool_result(how: str, total: int, seconds: float) -> dict[str, Any]:
+    return {
+        "shape": f"{_TASKS} tasks, {how}",
+        "commits": total,
+        "seconds": round(seconds, 4),
+        "commits_per_s": rate(total, seconds),
+    }
+
+
 async def _pg_pool(ctx: CaseContext, db: Database) -> dict[str, Any]:
     import asyncpg
 
-    n = ctx.number("commits")
-    per_task = max(n // _TASKS, 1)
     pool = await asyncpg.create_pool(db.dsn, min_size=_TASKS, max_size=_TASKS)
     sql = _UPDATE_PG.format(schema=db.schema)
     try:
         async with pool.acquire() as conn:
             await create_pg_counters(conn, db)
 
-        async def task(index: int) -> None:
-            for _ in range(per_task):
-                await pool.execute(sql, index)
+        async def commit(row: int) -> None:
+            await pool.execute(sql, row)
 
-        await asyncio.gather(*(pool.execute(sql, i) for i in range(_TASKS)))  # warm up
-        t0 = time.perf_counter()
-        await asyncio.gather(*(task(i) for i in range(_TASKS)))
-        seconds = time.perf_counter() - t0
+        total, seconds = await _spread(commit, ctx.number("commits"))
     finally:
         await pool.close()
-    total = per_task * _TASKS
-    return {
-        "shape": f"{_TASKS} tasks, asyncpg pool of {_TASKS} connections",
-        "commits": total,
-        "seconds": round(seconds, 4),
-        "commits_per_s": rate(total, seconds),
-    }
+    return _pool_result(f"asyncpg pool of {_TASKS} connections", total, seconds)
 
 
 async def _mysql_pool(ctx: CaseContext, db: Database) -> dict[str, Any]:
-    n = ctx.number("commits")
-    per_task = max(n // _TASKS, 1)
     conns = [await mysql_connect(db) for _ in range(_TASKS)]
     try:
         await create_mysql_counters(conns[0])
 
-        async def task(index: int) -> None:
-            for _ in range(per_task):
-                await mysql_update(conns[index], index)
+        async def commit(row: int) -> None:
+            await mysql_update(conns[row], row)
 
-        await asyncio.gather(*(mysql_update(c, i) for i, c in enumerate(conns)))  # warm up
-        t0 = time.perf_counter()
-        await asyncio.gather(*(task(i) for i in range(_TASKS)))
-        seconds = time.perf_counter() - t0
+        total, seconds = await _spread(commit, ctx.number("commits"))
     finally:
         for conn in conns:
             conn.close()
-    total = per_task * _TASKS
-    return {
-        "shape": f"{_TASKS} tasks, {_TASKS} aiomysql connections",
-        "commits": total,
-        "seconds": round(seconds, 4),
-        "commits_per_s": rate(total, seconds),
-    }
+    return _pool_result(f"{_TASKS} aiomysql connections", total, seconds)

@@ -93,7 +93,7 @@ class Relay:
             # once stopped, a batch claimed ahead is still published, unless the broker or
             # the store is down (then its claim runs out and it is sent again later)
             while not self._stopping.is_set() or (claimed and not outage):
-                batch: tuple[list[OutboxMessage], list[object]] | None = None
+                batch: tuple[list[OutboxMessage], list[BaseException | None]] | None = None
                 marked = False
                 try:
                     if claimed is None:
@@ -165,13 +165,14 @@ class Relay:
             limit=self.batch,
         )
 
-    async def _publish(self, claimed: list[OutboxMessage]) -> list[object]:
+    async def _publish(self, claimed: list[OutboxMessage]) -> list[BaseException | None]:
         """Publish a claimed batch; return each message's outcome (None or its error)."""
         # one message per saga in a batch, so publishing them at once keeps every order
-        outcomes = await self.broker.publish_many([Envelope.of(m) for m in claimed])
-        return list(outcomes)
+        return await self.broker.publish_many([Envelope.of(m) for m in claimed])
 
-    async def _record(self, claimed: list[OutboxMessage], outcomes: list[object]) -> int:
+    async def _record(
+        self, claimed: list[OutboxMessage], outcomes: list[BaseException | None]
+    ) -> int:
         """Mark the confirmed messages published and schedule the others; raise an outage."""
         confirmed = [m for m, error in zip(claimed, outcomes, strict=True) if error is None]
         await self.store.outbox_published(

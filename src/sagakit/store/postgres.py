@@ -6,7 +6,7 @@ import logging
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 from sqlalchemy import Connection, Insert, text
@@ -19,11 +19,10 @@ from .pg_listen import Listener
 from .pg_outbox import DirectOutboxPg
 from .records import OutboxMessage
 from .sql import SqlStore, _Write
-from .sql.core import _DRIVER_ERRORS, Fault
+from .sql.core import Fault
 from .sql.rows import plain_batch
 
 log = logging.getLogger("sagakit.store")
-_T = TypeVar("_T")
 
 
 #: SQLSTATEs of a transaction the server rolled back: serialisation failure, deadlock.
@@ -96,33 +95,25 @@ class PostgresStore(SqlStore):
     async def claim_outbox(
         self, owner: str, *, now: datetime, claim_until: datetime, limit: int
     ) -> list[OutboxMessage]:
-        return await self._on_driver(
-            "claiming outbox messages",
-            lambda driver: self._outbox().claim_heads(driver, owner, now, claim_until, limit),
-        )
+        async def claim() -> list[OutboxMessage]:
+            driver = await self._writer_driver()
+            return await self._outbox().claim_heads(driver, owner, now, claim_until, limit)
+
+        return await self._as_writer("claiming outbox messages", claim)
 
     async def outbox_published(self, ids: Iterable[int], *, at: datetime) -> None:
         wanted = list(ids)
+
+        async def mark() -> None:
+            await (await self._writer_driver()).execute(self._outbox().published, at, wanted)
+
         if wanted:
-            sql = self._outbox().published
-            await self._on_driver(
-                "marking outbox messages published", lambda driver: driver.execute(sql, at, wanted)
-            )
+            await self._as_writer("marking outbox messages published", mark)
 
     def _outbox(self) -> DirectOutboxPg:
         if self._direct_outbox is None:
             self._direct_outbox = DirectOutboxPg(self.tables)
         return self._direct_outbox
-
-    async def _on_driver(self, doing: str, run: Callable[[Any], Awaitable[_T]]) -> _T:
-        """Run ``run(asyncpg connection)`` on the writer, its errors translated."""
-        if self._flusher is None:
-            raise self._not_open()
-        try:
-            async with self._writer_lock:
-                return await run(await self._writer_driver())
-        except _DRIVER_ERRORS + self.raw_driver_errors as e:
-            raise await self._writer_failed(e, doing) from e
 
     def _insert_ignore(self) -> Insert:
         return pg_insert(self.tables.instances).on_conflict_do_nothing(index_elements=["id"])

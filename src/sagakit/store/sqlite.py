@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .records import OutboxMessage
 from .sql import SqlStore, attach_sqlite_setup
-from .sql.core import _DRIVER_ERRORS, Fault
+from .sql.core import Fault
 from .sql.rows import _Write, plain_batch
 from .sqlite_direct import DirectWrites
 from .sqlite_outbox import DirectOutbox
@@ -109,19 +109,16 @@ class SqliteStore(SqlStore):
         self.commits += 1
         return outcomes
 
-    async def _read(self, query: Any) -> list[Row[Any]]:
+    async def _fetch(self, query: Any) -> list[Row[Any]]:
         # One hand-off to a reader thread, which runs the whole read through the pysqlite
         # engine; through aiosqlite a read was eight (cursor, BEGIN, SELECT, fetch, close,
         # rollback), each a round trip between the event loop and aiosqlite's thread.
         if not self._threaded:
-            return await super()._read(query)
+            return await super()._fetch(query)
         if self._readers is None:
             self._readers = ThreadPoolExecutor(_READERS, thread_name_prefix="sagakit-sqlite-reader")
         loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._readers, self._read_in_thread, query)
-        except _DRIVER_ERRORS as e:
-            raise self._translate(e, "reading sagas") from e
+        return await loop.run_in_executor(self._readers, self._read_in_thread, query)
 
     def _read_in_thread(self, query: Any) -> list[Row[Any]]:
         assert self._sync_engine is not None

@@ -182,11 +182,15 @@ class SqlCore(SagaStore):
 
     async def _read(self, query: Any) -> builtins.list[Row[Any]]:
         try:
-            async with self.engine.connect() as conn:
-                conn = await conn.execution_options(sagakit_read_only=True, **self.read_options)
-                return list((await conn.execute(query)).all())
+            return await self._fetch(query)
         except _DRIVER_ERRORS as e:
             raise self._translate(e, "reading sagas") from e
+
+    async def _fetch(self, query: Any) -> builtins.list[Row[Any]]:
+        """Every row of ``query``, read on a pooled connection (a dialect may read elsewhere)."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(sagakit_read_only=True, **self.read_options)
+            return list((await conn.execute(query)).all())
 
     def _translate(self, error: BaseException, doing: str) -> StoreError:
         """Map a driver error to ``StoreUnavailable`` (retry later) or ``StoreError``.

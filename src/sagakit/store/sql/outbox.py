@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -232,10 +232,14 @@ class SqlOutbox(SqlCore):
 
     async def _write(self, doing: str, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(connection, *args)`` on the writer connection, errors translated."""
+        return await self._as_writer(doing, lambda: self._in_writer(fn, *args))
+
+    async def _as_writer(self, doing: str, run: Callable[[], Awaitable[_T]]) -> _T:
+        """Await ``run()`` holding the writer, its driver errors translated."""
         if self._flusher is None:
             raise self._not_open()
         try:
             async with self._writer_lock:
-                return await self._in_writer(fn, *args)
+                return await run()
         except _DRIVER_ERRORS + self.raw_driver_errors as e:
             raise await self._writer_failed(e, doing) from e
