@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 
 import sagakit as sk
 from sagakit.store import migrate
+from sagakit.store.records import utcnow
 from sagakit.store.sql import SqlStore
 from sagakit.testing.contract_records import new_saga, started
 
@@ -111,3 +113,51 @@ def test_a_database_upgraded_from_0001_has_the_schema_a_new_one_is_declared_with
         upgraded, fresh = asyncio.run(shapes(upgraded_url, fresh_url))
     # I expect the same tables, columns, types, indexes and keys
     assert upgraded == fresh
+
+
+def test_mariadb_relay_claim_reads_pending_messages_not_the_retained_published_ones(
+    tmp_path: Path,
+) -> None:
+    with store_url_for("mariadb", tmp_path) as url:
+        asyncio.run(_claim_reads_only_pending(url))
+
+
+async def _claim_reads_only_pending(url: str) -> None:
+    store = sk.open_store(url)
+    assert isinstance(store, SqlStore)
+    await store.open()
+    try:
+        # Given 3,000 published messages kept for retention and 3 pending ones after them
+        now = utcnow()
+        o = store.tables.outbox
+        row = {"topic": "t", "payload": {}, "created_at": now}
+        async with store.engine.begin() as conn:
+            await conn.execute(
+                sa.insert(o),
+                [
+                    {**row, "saga_id": f"s{n}", "message_id": f"m{n}", "published_at": now}
+                    for n in range(3000)
+                ]
+                + [
+                    {**row, "saga_id": f"p{n}", "message_id": f"p{n}", "published_at": None}
+                    for n in range(3)
+                ],
+            )
+        # When a relay claims, the server counting the index entries its statements read
+        before = await _rows_read(store)
+        claimed = await store.claim_outbox(
+            "relay", now=now, claim_until=now + timedelta(seconds=30), limit=10
+        )
+        read = await _rows_read(store) - before
+        # I expect the pending messages, found without walking the published ones
+        assert sorted(m.saga_id for m in claimed) == ["p0", "p1", "p2"]
+        assert read < 300, f"the claim read {read} index entries for 3 pending messages"
+    finally:
+        await store.close()
+
+
+async def _rows_read(store: SqlStore) -> int:
+    """The server's count of rows read through indexes and scans, all sessions together."""
+    async with store.engine.connect() as conn:
+        found = await conn.execute(sa.text("SHOW GLOBAL STATUS LIKE 'Handler_read%'"))
+        return sum(int(value) for _, value in found.all())

@@ -23,6 +23,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.engine import Connection
+from sqlalchemy.schema import SchemaItem
+from sqlalchemy.sql.compiler import DDLCompiler
+from sqlalchemy.sql.ddl import BaseDDLElement
 from sqlalchemy.types import TypeDecorator
 
 from ..status import RUNNABLE
@@ -98,6 +102,21 @@ def outbox_delivery_columns() -> list[Column[Any]]:
         Column("dead_at", UtcDateTime()),
         Column("last_error", Text),
     ]
+
+
+def _has_partial_indexes(
+    ddl: BaseDDLElement,
+    target: SchemaItem | str,
+    bind: Connection | None,
+    tables: list[Table] | None = None,
+    state: Any | None = None,
+    *,
+    dialect: Dialect,
+    compiler: DDLCompiler | None = None,
+    checkfirst: bool = False,
+) -> bool:
+    """Whether ``dialect`` has indexes with a WHERE clause (MariaDB and MySQL do not) is ``state``."""
+    return (dialect.name not in ("mysql", "mariadb")) is state
 
 
 def build_tables(prefix: str = "", schema: str | None = None) -> SagaTables:
@@ -198,11 +217,16 @@ def build_tables(prefix: str = "", schema: str | None = None) -> SagaTables:
         *outbox_delivery_columns(),
         **_BINARY_KEYS,
     )
+    # pending messages in id order: the relay's scan and the backlog gauges
     Index(
         f"ix_{p}saga_outbox_unpublished",
         outbox.c.id,
         postgresql_where=text("published_at IS NULL"),
         sqlite_where=text("published_at IS NULL"),
+    ).ddl_if(callable_=_has_partial_indexes, state=True)
+    # with no partial indexes, published_at leads (revision 0006)
+    Index(f"ix_{p}saga_outbox_unpublished", outbox.c.published_at, outbox.c.id).ddl_if(
+        callable_=_has_partial_indexes, state=False
     )
     Index(f"ix_{p}saga_outbox_message_id", outbox.c.message_id, unique=True)
     # a saga's messages: `sagakit outbox list --saga`, the dashboard, deleting a saga
