@@ -8,6 +8,7 @@ from sqlalchemy import Insert, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import CheckpointTooLarge, StoreError
+from .mysql_outbox import DirectOutboxMysql
 from .sql import SqlStore, _Write
 from .sql.core import Fault
 
@@ -59,6 +60,16 @@ class MysqlStore(SqlStore):
             "(max_allowed_packet): keep large data out of the saga context (store a "
             "reference), or raise max_allowed_packet on the server"
         )
+
+    #: The relay's claim and mark statements (made on first use).
+    _outbox_statements: DirectOutboxMysql | None = None
+
+    def _direct_outbox(self) -> DirectOutboxMysql:
+        if self._outbox_statements is None:
+            self._outbox_statements = DirectOutboxMysql(
+                self.tables, self.engine.dialect, self._free
+            )
+        return self._outbox_statements
 
     def _insert_ignore(self) -> Insert:
         return insert(self.tables.instances).prefix_with("IGNORE")

@@ -19,6 +19,7 @@ another relay holds. A mark is one ``UPDATE … WHERE id = ANY($ids)``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -41,33 +42,37 @@ class DirectOutboxPg:
             "dead_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= $1)"
             " AND (claimed_until IS NULL OR claimed_until <= $1)"
         )
-        self.scan = (
+        self._scan = (
             f"SELECT id, saga_id, {free} FROM {table}"
             " WHERE published_at IS NULL AND id > $2 ORDER BY id LIMIT $3"
         )
         returned = ", ".join(f'"{name}"' for name in self._columns)
-        self.claim = (
+        self._claim = (
             f"UPDATE {table} SET claimed_by = $2, claimed_until = $3, attempts = attempts + 1"
             f" WHERE id IN (SELECT id FROM {table} WHERE id = ANY($4::bigint[])"
             f" AND published_at IS NULL AND {free} FOR UPDATE SKIP LOCKED)"
             f" RETURNING {returned}"
         )
-        self.published = (
+        self._published = (
             f"UPDATE {table} SET published_at = $1, claimed_by = NULL, claimed_until = NULL,"
             " last_error = NULL WHERE id = ANY($2::bigint[])"
         )
 
-    async def claim_heads(
+    async def claim(
         self, driver: Any, owner: str, now: datetime, until: datetime, limit: int
     ) -> list[OutboxMessage]:
         """Claim up to ``limit`` heads for ``owner``; them, in id order."""
         heads = await self._heads(driver, now, limit)
         if not heads:
             return []
-        rows = await driver.fetch(self.claim, now, owner, until, heads)
+        rows = await driver.fetch(self._claim, now, owner, until, heads)
         messages = [OutboxMessage(**dict(zip(self._columns, row, strict=True))) for row in rows]
         messages.sort(key=lambda m: m.id or 0)  # RETURNING's order is the server's
         return messages
+
+    async def mark_published(self, driver: Any, ids: Sequence[int], at: datetime) -> None:
+        """Mark ``ids`` published at ``at``, releasing their claims."""
+        await driver.execute(self._published, at, list(ids))
 
     async def _heads(self, driver: Any, now: datetime, limit: int) -> list[int]:
         """Free messages that are the oldest unpublished of their saga, in id order."""
@@ -76,7 +81,7 @@ class DirectOutboxPg:
         seen: set[str] = set()
         after = 0
         while len(heads) < limit:
-            rows = await driver.fetch(self.scan, now, after, page)
+            rows = await driver.fetch(self._scan, now, after, page)
             take_heads(rows, seen, heads)
             if len(rows) < page:
                 break

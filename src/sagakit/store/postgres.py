@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -17,7 +16,6 @@ from ..status import SagaStatus
 from .pg_checkpoint import OneStatementCheckpoints
 from .pg_listen import Listener
 from .pg_outbox import DirectOutboxPg
-from .records import OutboxMessage
 from .sql import SqlStore, _Write
 from .sql.core import Fault
 from .sql.rows import plain_batch
@@ -42,11 +40,8 @@ class PostgresStore(SqlStore):
 
     #: Builds the one-statement checkpoints (made on first use, from the tables).
     _one_statement: OneStatementCheckpoints | None = None
-    #: The writer connection's asyncpg connection (dropped with the writer).
-    _driver: Any = None
-    _driver_of: Any = None
     #: The relay's claim and mark statements (made on first use).
-    _direct_outbox: DirectOutboxPg | None = None
+    _outbox_statements: DirectOutboxPg | None = None
 
     def _fault(self, driver_error: BaseException | None) -> Fault | None:
         state = str(
@@ -84,36 +79,10 @@ class PostgresStore(SqlStore):
             write.duplicate = answers.get(write.saga_id) is True
         return [answers.get(w.saga_id) is False for w in batch]
 
-    async def _writer_driver(self) -> Any:
-        """The asyncpg connection under the writer connection (call with the lock held)."""
-        if self._driver is None or self._driver_of is not self._writer:
-            conn = await self._writer_connection()
-            self._driver = (await conn.get_raw_connection()).driver_connection
-            self._driver_of = conn
-        return self._driver
-
-    async def claim_outbox(
-        self, owner: str, *, now: datetime, claim_until: datetime, limit: int
-    ) -> list[OutboxMessage]:
-        async def claim() -> list[OutboxMessage]:
-            driver = await self._writer_driver()
-            return await self._outbox().claim_heads(driver, owner, now, claim_until, limit)
-
-        return await self._as_writer("claiming outbox messages", claim)
-
-    async def outbox_published(self, ids: Iterable[int], *, at: datetime) -> None:
-        wanted = list(ids)
-
-        async def mark() -> None:
-            await (await self._writer_driver()).execute(self._outbox().published, at, wanted)
-
-        if wanted:
-            await self._as_writer("marking outbox messages published", mark)
-
-    def _outbox(self) -> DirectOutboxPg:
-        if self._direct_outbox is None:
-            self._direct_outbox = DirectOutboxPg(self.tables)
-        return self._direct_outbox
+    def _direct_outbox(self) -> DirectOutboxPg:
+        if self._outbox_statements is None:
+            self._outbox_statements = DirectOutboxPg(self.tables)
+        return self._outbox_statements
 
     def _insert_ignore(self) -> Insert:
         return pg_insert(self.tables.instances).on_conflict_do_nothing(index_elements=["id"])

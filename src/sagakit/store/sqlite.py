@@ -60,7 +60,7 @@ class SqliteStore(SqlStore):
         self._sync_conn: Connection | None = None
         self._sync_engine = None
         self._direct: DirectWrites | None = None
-        self._direct_outbox: DirectOutbox | None = None
+        self._outbox_statements: DirectOutbox | None = None
         if self._threaded:
             # the writer's connection, and one per reader thread
             self._sync_engine = create_engine(
@@ -91,9 +91,9 @@ class SqliteStore(SqlStore):
         self._outbox_direct().mark_published(_raw(conn), ids, at)
 
     def _outbox_direct(self) -> DirectOutbox:
-        if self._direct_outbox is None:
-            self._direct_outbox = DirectOutbox(self.tables, self.engine.dialect, self._free)
-        return self._direct_outbox
+        if self._outbox_statements is None:
+            self._outbox_statements = DirectOutbox(self.tables, self.engine.dialect, self._free)
+        return self._outbox_statements
 
     async def _write_direct(self, batch: list[_Write]) -> list[bool] | None:
         if not self._threaded or not plain_batch(batch):

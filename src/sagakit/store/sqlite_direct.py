@@ -13,14 +13,14 @@ path.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from sqlalchemy import Dialect, Insert, Update, bindparam, insert, select
+from sqlalchemy import Dialect, Insert, bindparam, insert, select
 from sqlalchemy.engine import Connection
 
 from .records import InboxMark, utcnow
 from .schema import SagaTables
+from .sql.prepared import Prepared
 from .sql.rows import (
     _EVENT_COLUMNS,
     _Write,
@@ -31,44 +31,23 @@ from .sql.rows import (
 )
 
 
-class _Prepared:
-    """A statement compiled once: its SQL and how to turn bind parameters into values."""
-
-    def __init__(self, statement: Update | Insert, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        self.sql = str(compiled)
-        names = compiled.positiontup or []
-        converters: list[Callable[[Any], Any] | None] = []
-        for name in names:
-            bind = compiled.binds[name]
-            converters.append(bind.type.dialect_impl(dialect).bind_processor(dialect))
-        self._steps = tuple(zip(names, converters, strict=True))
-
-    def values(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        """The positional values of ``params``, converted as SQLAlchemy binds them."""
-        return tuple(
-            params[name] if convert is None else convert(params[name])
-            for name, convert in self._steps
-        )
-
-
 class DirectWrites:
     """Writes a plain batch of creations and checkpoints on a raw ``sqlite3`` connection."""
 
     def __init__(self, tables: SagaTables, dialect: Dialect, insert_ignore: Insert) -> None:
         self._tables = tables
         self._dialect = dialect
-        self._create = _Prepared(insert_ignore, dialect)
+        self._create = Prepared(insert_ignore, dialect)
         events = tables.events
-        self._event = _Prepared(
+        self._event = Prepared(
             insert(events).values({c: bindparam(c) for c in _EVENT_COLUMNS}), dialect
         )
         outbox = [c.name for c in tables.outbox.c if c.name != "id"]
-        self._message = _Prepared(
+        self._message = Prepared(
             insert(tables.outbox).values({c: bindparam(c) for c in outbox}), dialect
         )
         inbox = tables.inbox
-        self._mark = _Prepared(
+        self._mark = Prepared(
             insert(inbox).values(
                 {c: bindparam(c) for c in ("consumer", "message_id", "received_at")}
             ),
@@ -79,15 +58,15 @@ class DirectWrites:
             .where(inbox.c.consumer == bindparam("c"), inbox.c.message_id == bindparam("m"))
             .compile(dialect=dialect)
         )
-        self._updates: dict[tuple[str, ...], _Prepared] = {}
+        self._updates: dict[tuple[str, ...], Prepared] = {}
         #: Statements run (an executemany counts once), for the hot-path counters.
         self.statements = 0
 
-    def _update(self, columns: tuple[str, ...]) -> _Prepared:
+    def _update(self, columns: tuple[str, ...]) -> Prepared:
         prepared = self._updates.get(columns)
         if prepared is None:
             statement = checkpoint_update(self._tables.instances, columns)
-            prepared = self._updates[columns] = _Prepared(statement, self._dialect)
+            prepared = self._updates[columns] = Prepared(statement, self._dialect)
         return prepared
 
     def write(self, conn: Connection, batch: Sequence[_Write]) -> list[bool]:

@@ -22,10 +22,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from .records import OutboxMessage
 from .schema import SagaTables
-from .sqlite_direct import _Prepared
-
-#: A converter of one returned column's value (``None``: the value as SQLite gives it).
-_Converter = Callable[[Any], Any] | None
+from .sql.outbox import saga_heads
+from .sql.prepared import MessageRows, Prepared
 
 
 class DirectOutbox:
@@ -35,25 +33,13 @@ class DirectOutbox:
         self, tables: SagaTables, dialect: Dialect, free: Callable[[Any], ColumnElement[bool]]
     ) -> None:
         o = tables.outbox
-        older = o.alias("older")
-        earlier = (
-            select(older.c.id)
-            .where(
-                older.c.saga_id == o.c.saga_id,
-                older.c.id < o.c.id,
-                older.c.published_at.is_(None),
-            )
-            .exists()
-        )
         # the oldest unpublished message of each saga that is free now, in id order
         heads = (
-            select(o.c.id)
-            .where(free(bindparam("b_now", type_=o.c.created_at.type)), ~earlier)
-            .order_by(o.c.id)
+            saga_heads(o, free(bindparam("b_now", type_=o.c.created_at.type)))
             .limit(bindparam("b_limit"))
             .offset(literal_column("0"))  # SQLite's LIMIT wants one, else a bind of its own
         )
-        self._claim = _Prepared(
+        self._claim = Prepared(
             update(o)
             .where(o.c.id.in_(heads))
             .values(
@@ -64,11 +50,9 @@ class DirectOutbox:
             .returning(*o.c),
             dialect,
         )
-        self._columns: tuple[tuple[str, _Converter], ...] = tuple(
-            (c.name, c.type.dialect_impl(dialect).result_processor(dialect, None)) for c in o.c
-        )
+        self._rows = MessageRows(o.c, dialect)
         ids = select(func.json_each(bindparam("b_ids")).table_valued("value").c.value)
-        self._published = _Prepared(
+        self._published = Prepared(
             update(o)
             .where(o.c.id.in_(ids))
             .values(
@@ -87,7 +71,7 @@ class DirectOutbox:
         params = {"b_now": now, "b_limit": limit, "b_owner": owner, "b_until": until}
         # one statement outside BEGIN: SQLite makes it atomic, under the write lock
         rows = raw.execute(self._claim.sql, self._claim.values(params)).fetchall()
-        messages = [self._message(row) for row in rows]
+        messages = [self._rows.message(row) for row in rows]
         messages.sort(key=lambda m: m.id or 0)  # RETURNING's order is SQLite's choice
         return messages
 
@@ -95,10 +79,3 @@ class DirectOutbox:
         """Mark ``ids`` published at ``at``, releasing their claims."""
         params = {"b_ids": json.dumps(list(ids)), "b_at": at}
         raw.execute(self._published.sql, self._published.values(params))
-
-    def _message(self, row: tuple[Any, ...]) -> OutboxMessage:
-        values = {
-            name: value if convert is None or value is None else convert(value)
-            for (name, convert), value in zip(self._columns, row, strict=True)
-        }
-        return OutboxMessage(**values)

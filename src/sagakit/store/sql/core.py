@@ -126,6 +126,18 @@ class SqlCore(SagaStore):
                 await self._writer.close()
         self._writer = None
 
+    #: The writer connection's driver connection (dropped with the writer).
+    _driver: Any = None
+    _driver_of: Any = None
+
+    async def _writer_driver(self) -> Any:
+        """The driver's own connection under the writer connection (call holding the writer)."""
+        if self._driver is None or self._driver_of is not self._writer:
+            conn = await self._writer_connection()
+            self._driver = (await conn.get_raw_connection()).driver_connection
+            self._driver_of = conn
+        return self._driver
+
     async def _writer_connection(self) -> AsyncConnection:
         if self._writer is None:
             try:
