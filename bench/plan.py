@@ -49,7 +49,9 @@ class Sizes:
     memory_small: int
     memory_large: int
     warmup: int
-    relay_messages: int = 6000
+    #: Outbox messages per round of the relay's alternating blocks, and the rounds.
+    relay_messages: int = 3000
+    relay_rounds: int = 4
     relay_latency_sagas: int = 300
     machine_instances: int = 10_000
     machine_hot_events: int = 2000
@@ -87,7 +89,8 @@ QUICK = Sizes(
     memory_small=300,
     memory_large=1000,
     warmup=10,
-    relay_messages=600,
+    relay_messages=300,
+    relay_rounds=2,
     relay_latency_sagas=50,
     machine_instances=300,
     machine_hot_events=200,
@@ -222,10 +225,8 @@ def build_plan(sizes: Sizes, groups: tuple[str, ...], backend: str = "sqlite") -
         plan.append(CaseSpec("memory", "rss", "memory", params))
     if "relay" in groups:
         messages = {"messages": sizes.relay_messages}
-        plan.append(CaseSpec("relay", "floor_aio_pika", "relay.floor", messages))
-        plan.append(
-            CaseSpec("relay", "throughput", "relay.throughput", {**messages, "per_saga": 3})
-        )
+        rounds = {**messages, "per_saga": 3, "rounds": sizes.relay_rounds}
+        plan.append(CaseSpec("relay", "throughput", "relay.throughput", rounds))
         plan.append(CaseSpec("relay", "floor_bare", "relay.floor_bare", messages))
         latency = {"sagas": sizes.relay_latency_sagas}
         plan.append(CaseSpec("relay", "latency", "relay.latency", latency))

@@ -138,7 +138,11 @@ def other_table(results: Results) -> str:
             text = f"commit -> confirm p50 {_fmt(case.get('p50_ms'))} ms, p99 {_fmt(case.get('p99_ms'))} ms"
         else:
             text = f"{_fmt(case.get('messages_per_s'))} messages/s"
-        rows.append(["relay", label, text, case.get("error", f"{case.get('messages')} messages")])
+        detail = f"{case.get('messages')} messages"
+        if "ratio_median" in case:
+            text += f" (aio-pika {_fmt(case.get('floor_messages_per_s'))})"
+            detail += f", {case.get('rounds')} rounds, ratios {case.get('ratios')}"
+        rows.append(["relay", label, text, case.get("error", detail)])
     for label, case in results.get("toolkit", {}).items():
         text = f"{_fmt(case.get('seconds_per_explore'))} s per explore"
         detail = f"{case.get('points')} failure points, mean of {case.get('rounds')} passes"

@@ -14,7 +14,7 @@ from bench.cases.memory import memory
 from bench.cases.paired import step_cost_paired
 from bench.cases.processes import processes
 from bench.cases.recovery import recovery
-from bench.cases.relay import relay_floor, relay_floor_bare, relay_latency, relay_throughput
+from bench.cases.relay import relay_floor_bare, relay_latency, relay_throughput
 from bench.cases.restate_run import restate_run
 from bench.cases.sagakit_run import sagakit_run
 
@@ -32,7 +32,6 @@ CASES: dict[str, Callable[..., Any]] = {
     "machines.events": machine_events,
     "machines.hot": machine_hot,
     "restate.run": restate_run,
-    "relay.floor": relay_floor,
     "relay.floor_bare": relay_floor_bare,
     "relay.throughput": relay_throughput,
     "relay.latency": relay_latency,

@@ -1,14 +1,14 @@
 """The relay: outbox messages per second to RabbitMQ with confirms, against raw aio-pika.
 
-``relay.floor`` publishes ``messages`` with aio-pika alone (confirms on, ``mandatory``,
-persistent, 100 awaited at once: what the relay's batch does), each with the properties
-and headers the relay's messages carry (correlation id, type, timestamp, the saga's id,
-type and step), so both send the same frames; ``relay.floor_bare`` sends only a message
-id and the content type, to show what those properties cost. ``relay.throughput`` has
-``messages`` waiting in the outbox (written by sagas first, not timed) and times one
-relay draining them. ``relay.latency`` runs sagas one after another with the relay
-running and reads, per message, commit to broker confirm (``published_at`` minus the
-step's ``created_at``) from the outbox rows.
+``relay.throughput`` alternates two blocks in each round: one relay draining
+``messages`` outbox rows (written by sagas first, not timed), and aio-pika alone
+publishing as many messages (confirms on, ``mandatory``, persistent, 100 awaited at
+once: what the relay's batch does), each with the properties and headers the relay's
+messages carry (correlation id, type, timestamp, the saga's id, type and step), so both
+send the same frames. ``relay.floor_bare`` sends only a message id and the content
+type, to show what those properties cost. ``relay.latency`` runs sagas one after another
+with the relay running and reads, per message, commit to broker confirm
+(``published_at`` minus the step's ``created_at``) from the outbox rows.
 """
 
 from __future__ import annotations
@@ -100,7 +100,16 @@ async def _floor(n: int, make: Callable[[bytes], Any]) -> dict[str, Any]:
     """Raw aio-pika: ``n`` confirmed publishes of ``make(body)``, ``BATCH`` in flight."""
     connection, name = await _bound_exchange()
     try:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        seconds = await _floor_block(connection, name, n, make)
+    finally:
+        await _drop(connection, name)
+    return {"messages": n, "seconds": round(seconds, 3), "messages_per_s": round(n / seconds, 1)}
+
+
+async def _floor_block(connection: Any, name: str, n: int, make: Callable[[bytes], Any]) -> float:
+    """Seconds for ``n`` confirmed publishes to exchange ``name``, ``BATCH`` awaited at once."""
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    try:
         exchange = await channel.get_exchange(name)
         body = b'{"saga":"s","n":0,"pad":"' + b"x" * 200 + b'"}'
         t0 = time.perf_counter()
@@ -111,15 +120,9 @@ async def _floor(n: int, make: Callable[[bytes], Any]) -> dict[str, Any]:
                     for _ in range(min(BATCH, n - start))
                 )
             )
-        seconds = time.perf_counter() - t0
+        return time.perf_counter() - t0
     finally:
-        await _drop(connection, name)
-    return {"messages": n, "seconds": round(seconds, 3), "messages_per_s": round(n / seconds, 1)}
-
-
-async def relay_floor(ctx: CaseContext) -> dict[str, Any]:
-    """Raw aio-pika publishing the relay's messages: the floor the target compares with."""
-    return await _floor(ctx.number("messages"), _full_message)
+        await channel.close()
 
 
 async def relay_floor_bare(ctx: CaseContext) -> dict[str, Any]:
@@ -128,34 +131,62 @@ async def relay_floor_bare(ctx: CaseContext) -> dict[str, Any]:
 
 
 async def relay_throughput(ctx: CaseContext) -> dict[str, Any]:
-    """One relay draining ``messages`` outbox rows (``per_saga`` per saga) to RabbitMQ."""
-    n, per_saga = ctx.number("messages"), ctx.number("per_saga")
+    """The relay draining the outbox against raw aio-pika, in alternating blocks.
+
+    Each of ``rounds`` rounds writes ``messages`` outbox rows (``per_saga`` per saga; not
+    timed), then times one relay draining them and aio-pika publishing as many of the
+    same messages, in the order A B, then B A: RabbitMQ's and the disk's speed drift by
+    half over a minute here, so a ratio of two rates taken a minute apart measured the
+    machine. The ratio is taken per round; its median is the result.
+    """
+    n, per_saga, rounds = ctx.number("messages"), ctx.number("per_saga"), ctx.number("rounds")
     db = ctx.database("relay")
     connection, name = await _bound_exchange()
     broker = sk.RabbitMQ(AMQP_URL, exchange=name)
+    relay_s: list[float] = []
+    floor_s: list[float] = []
+    published = 0
     try:
         async with sk.Runtime(db.sagakit_url, sagas=[_publishing_saga(per_saga)], workers=16) as rt:
-            sagas = n // per_saga
-            for start in range(0, sagas, 200):
-                await asyncio.gather(
-                    *(rt.start("bench_publish") for _ in range(min(200, sagas - start)))
-                )
-            while (await rt.store.outbox_backlog()).pending < sagas * per_saga:
-                await asyncio.sleep(0.05)
-            relay = Relay(rt.store, broker, owner="bench", batch=BATCH)
-            t0 = time.perf_counter()
-            counters = await relay.run(burst=True)
-            seconds = time.perf_counter() - t0
+
+            async def relay_block() -> None:
+                nonlocal published
+                relay = Relay(rt.store, broker, owner="bench", batch=BATCH)
+                t0 = time.perf_counter()
+                counters = await relay.run(burst=True)
+                relay_s.append(time.perf_counter() - t0)
+                published += counters.published
+
+            async def floor_block() -> None:
+                floor_s.append(await _floor_block(connection, name, n, _full_message))
+
+            await broker.connect()
+            for r in range(rounds):
+                await _fill_outbox(rt, n // per_saga, per_saga)
+                blocks = (floor_block, relay_block) if r % 2 == 0 else (relay_block, floor_block)
+                for block in blocks:
+                    await block()
     finally:
         await broker.close()
         await _drop(connection, name)
-    published = counters.published
+    ratios = [f / r for r, f in zip(relay_s, floor_s, strict=True)]
     return {
         "messages": published,
+        "rounds": rounds,
         "per_saga": per_saga,
-        "seconds": round(seconds, 3),
-        "messages_per_s": round(published / seconds, 1),
+        "messages_per_s": round(n / statistics.median(relay_s), 1),
+        "floor_messages_per_s": round(n / statistics.median(floor_s), 1),
+        "ratio_median": round(statistics.median(ratios), 3),
+        "ratios": [round(x, 3) for x in ratios],
     }
+
+
+async def _fill_outbox(rt: sk.Runtime, sagas: int, per_saga: int) -> None:
+    """Run ``sagas`` publishing sagas and wait until all their messages are pending."""
+    for start in range(0, sagas, 200):
+        await asyncio.gather(*(rt.start("bench_publish") for _ in range(min(200, sagas - start))))
+    while (await rt.store.outbox_backlog()).pending < sagas * per_saga:
+        await asyncio.sleep(0.05)
 
 
 async def relay_latency(ctx: CaseContext) -> dict[str, Any]:

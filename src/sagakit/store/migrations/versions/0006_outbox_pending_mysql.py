@@ -21,23 +21,18 @@ branch_labels = None
 depends_on = None
 
 
-def _mysql() -> bool:
-    return op.get_context().dialect.name in ("mysql", "mariadb")
+def _index_pending_by(tables: Any, *columns: str) -> None:
+    if op.get_context().dialect.name not in ("mysql", "mariadb"):
+        return
+    name, schema = tables.outbox.name, tables.schema
+    index = f"ix_{name}_unpublished"
+    op.drop_index(index, table_name=name, schema=schema)
+    op.create_index(index, name, list(columns), schema=schema)
 
 
 def upgrade(tables: Any) -> None:
-    if not _mysql():
-        return
-    name, schema = tables.outbox.name, tables.schema
-    index = f"ix_{name}_unpublished"
-    op.drop_index(index, table_name=name, schema=schema)
-    op.create_index(index, name, ["published_at", "id"], schema=schema)
+    _index_pending_by(tables, "published_at", "id")
 
 
 def downgrade(tables: Any) -> None:
-    if not _mysql():
-        return
-    name, schema = tables.outbox.name, tables.schema
-    index = f"ix_{name}_unpublished"
-    op.drop_index(index, table_name=name, schema=schema)
-    op.create_index(index, name, ["id"], schema=schema)
+    _index_pending_by(tables, "id")
