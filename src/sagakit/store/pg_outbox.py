@@ -14,48 +14,69 @@ records, and the claim is one statement, outside a transaction block:
 The heads are still found by the scan in id order (see ``SqlOutbox._heads``: an
 anti-join plan, with the statistics a fresh outbox has, took seconds), and the claim
 probes the primary key for each head, checking again that it is free, skipping rows
-another relay holds. A mark is one ``UPDATE … WHERE id = ANY($ids)``.
+another relay holds. A mark is one ``UPDATE … WHERE id = ANY($ids)``. The statements
+are compiled once by SQLAlchemy from the schema and the general path's "free" condition,
+values through the column types' own processors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import BigInteger, Dialect, any_, bindparam, literal_column, null, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import ColumnElement
+
 from .records import OutboxMessage
 from .schema import SagaTables
-from .sql.outbox import take_heads
+from .sql.outbox import pending_page, take_heads
+from .sql.prepared import MessageRows, Prepared
 
 #: Rows read per page of the scan, per claimed message asked for (at least 100).
 _PAGE_PER_HEAD = 4
 
 
 class DirectOutboxPg:
-    """The SQL of the direct claim and mark, made once from the outbox table."""
+    """The direct claim and mark, compiled once from the outbox table and "free" condition."""
 
-    def __init__(self, tables: SagaTables) -> None:
+    def __init__(
+        self, tables: SagaTables, dialect: Dialect, free: Callable[[Any], ColumnElement[bool]]
+    ) -> None:
         o = tables.outbox
-        table = f'"{o.schema}"."{o.name}"' if o.schema else f'"{o.name}"'
-        self._columns = [c.name for c in o.c]
-        free = (
-            "dead_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= $1)"
-            " AND (claimed_until IS NULL OR claimed_until <= $1)"
+        now = bindparam("b_now", type_=o.c.created_at.type)
+        self._scan = Prepared(
+            pending_page(o, free(now), bindparam("b_after"), bindparam("b_page")), dialect
         )
-        self._scan = (
-            f"SELECT id, saga_id, {free} FROM {table}"
-            " WHERE published_at IS NULL AND id > $2 ORDER BY id LIMIT $3"
+        heads = bindparam("b_heads", type_=ARRAY(BigInteger))
+        # the heads locked, checking again that they are free; those another relay holds
+        # are skipped, not waited for
+        locked = (
+            select(o.c.id).where(o.c.id == any_(heads), free(now)).with_for_update(skip_locked=True)
         )
-        returned = ", ".join(f'"{name}"' for name in self._columns)
-        self._claim = (
-            f"UPDATE {table} SET claimed_by = $2, claimed_until = $3, attempts = attempts + 1"
-            f" WHERE id IN (SELECT id FROM {table} WHERE id = ANY($4::bigint[])"
-            f" AND published_at IS NULL AND {free} FOR UPDATE SKIP LOCKED)"
-            f" RETURNING {returned}"
+        self._claim = Prepared(
+            update(o)
+            .where(o.c.id.in_(locked))
+            .values(
+                claimed_by=bindparam("b_owner"),
+                claimed_until=bindparam("b_until", type_=o.c.claimed_until.type),
+                attempts=o.c.attempts + literal_column("1"),
+            )
+            .returning(*o.c),
+            dialect,
         )
-        self._published = (
-            f"UPDATE {table} SET published_at = $1, claimed_by = NULL, claimed_until = NULL,"
-            " last_error = NULL WHERE id = ANY($2::bigint[])"
+        self._rows = MessageRows(o.c, dialect)
+        self._published = Prepared(
+            update(o)
+            .where(o.c.id == any_(bindparam("b_ids", type_=ARRAY(BigInteger))))
+            .values(
+                published_at=bindparam("b_at", type_=o.c.published_at.type),
+                claimed_by=null(),
+                claimed_until=null(),
+                last_error=null(),
+            ),
+            dialect,
         )
 
     async def claim(
@@ -65,14 +86,16 @@ class DirectOutboxPg:
         heads = await self._heads(driver, now, limit)
         if not heads:
             return []
-        rows = await driver.fetch(self._claim, now, owner, until, heads)
-        messages = [OutboxMessage(**dict(zip(self._columns, row, strict=True))) for row in rows]
+        params = {"b_now": now, "b_owner": owner, "b_until": until, "b_heads": heads}
+        rows = await driver.fetch(self._claim.sql, *self._claim.values(params))
+        messages = [self._rows.message(row) for row in rows]
         messages.sort(key=lambda m: m.id or 0)  # RETURNING's order is the server's
         return messages
 
     async def mark_published(self, driver: Any, ids: Sequence[int], at: datetime) -> None:
         """Mark ``ids`` published at ``at``, releasing their claims."""
-        await driver.execute(self._published, at, list(ids))
+        params = {"b_ids": list(ids), "b_at": at}
+        await driver.execute(self._published.sql, *self._published.values(params))
 
     async def _heads(self, driver: Any, now: datetime, limit: int) -> list[int]:
         """Free messages that are the oldest unpublished of their saga, in id order."""
@@ -81,7 +104,8 @@ class DirectOutboxPg:
         seen: set[str] = set()
         after = 0
         while len(heads) < limit:
-            rows = await driver.fetch(self._scan, now, after, page)
+            values = self._scan.values({"b_now": now, "b_after": after, "b_page": page})
+            rows = await driver.fetch(self._scan.sql, *values)
             take_heads(rows, seen, heads)
             if len(rows) < page:
                 break

@@ -81,7 +81,7 @@ class PostgresStore(SqlStore):
 
     def _direct_outbox(self) -> DirectOutboxPg:
         if self._outbox_statements is None:
-            self._outbox_statements = DirectOutboxPg(self.tables)
+            self._outbox_statements = DirectOutboxPg(self.tables, self.engine.dialect, self._free)
         return self._outbox_statements
 
     def _insert_ignore(self) -> Insert:

@@ -55,6 +55,23 @@ def saga_heads(outbox: Table, free: ColumnElement[bool]) -> Select[int]:
     return select(outbox.c.id).where(free, ~earlier).order_by(outbox.c.id)
 
 
+def pending_page(
+    outbox: Table, free: ColumnElement[bool], after: Any, page: Any
+) -> Select[int, str, bool]:
+    """``(id, saga_id, free)`` of up to ``page`` unpublished messages after id ``after``.
+
+    "Free" is decided by the database: three timestamps per row, converted in Python for
+    every row of every page, were most of a claim's time.
+    """
+    o = outbox
+    return (
+        select(o.c.id, o.c.saga_id, case((free, True), else_=False).label("free"))
+        .where(o.c.published_at.is_(None), o.c.id > after)
+        .order_by(o.c.id)
+        .limit(page)
+    )
+
+
 class DirectOutbox(Protocol):
     """A dialect's relay claims and marks, run on the writer's driver connection."""
 
@@ -127,16 +144,8 @@ class SqlOutbox(SqlCore):
         heads: list[int] = []
         seen: set[str] = set()
         after = 0
-        # "free" is decided by the database: three timestamps per row, converted in Python
-        # for every row of every page, were most of a claim's time
-        free = case((self._free(now), True), else_=False).label("free")
         while len(heads) < limit:
-            rows = conn.execute(
-                select(o.c.id, o.c.saga_id, free)
-                .where(o.c.published_at.is_(None), o.c.id > after)
-                .order_by(o.c.id)
-                .limit(page)
-            ).all()
+            rows = conn.execute(pending_page(o, self._free(now), after, page)).all()
             take_heads(rows, seen, heads)
             if len(rows) < page:
                 break

@@ -27,19 +27,21 @@ class Prepared:
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
         self.sql = str(compiled)
-        names = compiled.positiontup or []
-        converters: list[_Converter] = []
-        for name in names:
+        steps: list[tuple[str, _Converter, bool, Any]] = []
+        for name in compiled.positiontup or []:
             bind = compiled.binds[name]
-            converters.append(bind.type.dialect_impl(dialect).bind_processor(dialect))
-        self._steps = tuple(zip(names, converters, strict=True))
+            convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            # a bind made from a literal in the statement keeps its value
+            steps.append((name, convert, bind.required, bind.value))
+        self._steps = tuple(steps)
 
     def values(self, params: dict[str, Any]) -> tuple[Any, ...]:
         """The positional values of ``params``, converted as SQLAlchemy binds them."""
-        return tuple(
-            params[name] if convert is None else convert(params[name])
-            for name, convert in self._steps
-        )
+        values = []
+        for name, convert, required, literal in self._steps:
+            value = params[name] if required or name in params else literal
+            values.append(value if convert is None else convert(value))
+        return tuple(values)
 
 
 class MessageRows:
