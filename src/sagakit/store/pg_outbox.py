@@ -25,13 +25,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Dialect, any_, bindparam, literal_column, null, select, update
+from sqlalchemy import BigInteger, Dialect, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
 from .records import OutboxMessage
 from .schema import SagaTables
-from .sql.outbox import pending_page, take_heads
+from .sql.outbox import claim_chosen, mark_published, pending_page, take_heads
 from .sql.prepared import MessageRows, Prepared
 
 #: Rows read per page of the scan, per claimed message asked for (at least 100).
@@ -55,29 +55,10 @@ class DirectOutboxPg:
         locked = (
             select(o.c.id).where(o.c.id == any_(heads), free(now)).with_for_update(skip_locked=True)
         )
-        self._claim = Prepared(
-            update(o)
-            .where(o.c.id.in_(locked))
-            .values(
-                claimed_by=bindparam("b_owner"),
-                claimed_until=bindparam("b_until", type_=o.c.claimed_until.type),
-                attempts=o.c.attempts + literal_column("1"),
-            )
-            .returning(*o.c),
-            dialect,
-        )
+        self._claim = Prepared(claim_chosen(o, locked), dialect)
         self._rows = MessageRows(o.c, dialect)
-        self._published = Prepared(
-            update(o)
-            .where(o.c.id == any_(bindparam("b_ids", type_=ARRAY(BigInteger))))
-            .values(
-                published_at=bindparam("b_at", type_=o.c.published_at.type),
-                claimed_by=null(),
-                claimed_until=null(),
-                last_error=null(),
-            ),
-            dialect,
-        )
+        ids = bindparam("b_ids", type_=ARRAY(BigInteger))
+        self._published = Prepared(mark_published(o, o.c.id == any_(ids)), dialect)
 
     async def claim(
         self, driver: Any, owner: str, now: datetime, until: datetime, limit: int

@@ -17,12 +17,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Dialect, bindparam, func, literal_column, null, select, update
+from sqlalchemy import Dialect, bindparam, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from .records import OutboxMessage
 from .schema import SagaTables
-from .sql.outbox import saga_heads
+from .sql.outbox import claim_chosen, mark_published, saga_heads
 from .sql.prepared import MessageRows, Prepared
 
 
@@ -39,30 +39,10 @@ class DirectOutbox:
             .limit(bindparam("b_limit"))
             .offset(literal_column("0"))  # SQLite's LIMIT wants one, else a bind of its own
         )
-        self._claim = Prepared(
-            update(o)
-            .where(o.c.id.in_(heads))
-            .values(
-                claimed_by=bindparam("b_owner"),
-                claimed_until=bindparam("b_until", type_=o.c.claimed_until.type),
-                attempts=o.c.attempts + literal_column("1"),
-            )
-            .returning(*o.c),
-            dialect,
-        )
+        self._claim = Prepared(claim_chosen(o, heads), dialect)
         self._rows = MessageRows(o.c, dialect)
         ids = select(func.json_each(bindparam("b_ids")).table_valued("value").c.value)
-        self._published = Prepared(
-            update(o)
-            .where(o.c.id.in_(ids))
-            .values(
-                published_at=bindparam("b_at", type_=o.c.published_at.type),
-                claimed_by=null(),
-                claimed_until=null(),
-                last_error=null(),
-            ),
-            dialect,
-        )
+        self._published = Prepared(mark_published(o, o.c.id.in_(ids)), dialect)
 
     def claim(
         self, raw: sqlite3.Connection, owner: str, now: datetime, until: datetime, limit: int

@@ -7,7 +7,22 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Select, Table, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Select,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal_column,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
@@ -53,6 +68,36 @@ def saga_heads(outbox: Table, free: ColumnElement[bool]) -> Select[int]:
         .exists()
     )
     return select(outbox.c.id).where(free, ~earlier).order_by(outbox.c.id)
+
+
+def claim_chosen(outbox: Table, chosen: Select[int]) -> Update:
+    """Claim the messages ``chosen`` for ``b_owner`` until ``b_until``, returning their rows."""
+    o = outbox
+    return (
+        update(o)
+        .where(o.c.id.in_(chosen))
+        .values(
+            claimed_by=bindparam("b_owner"),
+            claimed_until=bindparam("b_until", type_=o.c.claimed_until.type),
+            attempts=o.c.attempts + literal_column("1"),
+        )
+        .returning(*o.c)
+    )
+
+
+def mark_published(outbox: Table, chosen: ColumnElement[bool]) -> Update:
+    """Mark the messages ``chosen`` published at ``b_at``, releasing their claims."""
+    o = outbox
+    return (
+        update(o)
+        .where(chosen)
+        .values(
+            published_at=bindparam("b_at", type_=o.c.published_at.type),
+            claimed_by=null(),
+            claimed_until=null(),
+            last_error=null(),
+        )
+    )
 
 
 def pending_page(
