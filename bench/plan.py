@@ -51,7 +51,7 @@ class Sizes:
     warmup: int
     #: Outbox messages per round of the relay's alternating blocks, and the rounds.
     relay_messages: int = 3000
-    relay_rounds: int = 4
+    relay_rounds: int = 8
     relay_latency_sagas: int = 300
     machine_instances: int = 10_000
     machine_hot_events: int = 2000
