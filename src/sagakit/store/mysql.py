@@ -61,15 +61,8 @@ class MysqlStore(SqlStore):
             "reference), or raise max_allowed_packet on the server"
         )
 
-    #: The relay's claim and mark statements (made on first use).
-    _outbox_statements: DirectOutboxMysql | None = None
-
-    def _direct_outbox(self) -> DirectOutboxMysql:
-        if self._outbox_statements is None:
-            self._outbox_statements = DirectOutboxMysql(
-                self.tables, self.engine.dialect, self._free
-            )
-        return self._outbox_statements
+    #: The relay's claims and marks on the writer's driver connection.
+    driver_outbox = DirectOutboxMysql
 
     def _insert_ignore(self) -> Insert:
         return insert(self.tables.instances).prefix_with("IGNORE")

@@ -40,8 +40,6 @@ class PostgresStore(SqlStore):
 
     #: Builds the one-statement checkpoints (made on first use, from the tables).
     _one_statement: OneStatementCheckpoints | None = None
-    #: The relay's claim and mark statements (made on first use).
-    _outbox_statements: DirectOutboxPg | None = None
 
     def _fault(self, driver_error: BaseException | None) -> Fault | None:
         state = str(
@@ -79,10 +77,8 @@ class PostgresStore(SqlStore):
             write.duplicate = answers.get(write.saga_id) is True
         return [answers.get(w.saga_id) is False for w in batch]
 
-    def _direct_outbox(self) -> DirectOutboxPg:
-        if self._outbox_statements is None:
-            self._outbox_statements = DirectOutboxPg(self.tables, self.engine.dialect, self._free)
-        return self._outbox_statements
+    #: The relay's claims and marks on the writer's driver connection.
+    driver_outbox = DirectOutboxPg
 
     def _insert_ignore(self) -> Insert:
         return pg_insert(self.tables.instances).on_conflict_do_nothing(index_elements=["id"])

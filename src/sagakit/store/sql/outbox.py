@@ -23,12 +23,13 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..delivery_ports import OutboxBacklog
 from ..records import InboxMark, OutboxMessage, OutboxQuery, OutboxState
+from ..schema import SagaTables
 from .core import _DRIVER_ERRORS, SqlCore
 from .rows import inbox_params, message_from_row
 
@@ -117,7 +118,7 @@ def pending_page(
     )
 
 
-class DirectOutbox(Protocol):
+class DriverOutbox(Protocol):
     """A dialect's relay claims and marks, run on the writer's driver connection."""
 
     async def claim(
@@ -147,9 +148,17 @@ class SqlOutbox(SqlCore):
             or_(o.c.claimed_until.is_(None), o.c.claimed_until <= now),
         )
 
-    def _direct_outbox(self) -> DirectOutbox | None:
+    #: Builds a dialect's claims and marks on the driver connection (``None``: it has none).
+    driver_outbox: (
+        Callable[[SagaTables, Dialect, Callable[[Any], ColumnElement[bool]]], DriverOutbox] | None
+    ) = None
+    _driver_outbox: DriverOutbox | None = None
+
+    def _direct_outbox(self) -> DriverOutbox | None:
         """Claims and marks on the writer's driver connection, where a dialect has them."""
-        return None
+        if self._driver_outbox is None and self.driver_outbox is not None:
+            self._driver_outbox = self.driver_outbox(self.tables, self.engine.dialect, self._free)
+        return self._driver_outbox
 
     async def claim_outbox(
         self, owner: str, *, now: datetime, claim_until: datetime, limit: int

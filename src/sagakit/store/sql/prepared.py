@@ -27,21 +27,24 @@ class Prepared:
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
         self.sql = str(compiled)
-        steps: list[tuple[str, _Converter, bool, Any]] = []
+        steps: list[tuple[str, _Converter]] = []
+        #: Values of binds made from literals in the statement (``attempts + 1``).
+        self._literals: dict[str, Any] = {}
         for name in compiled.positiontup or []:
             bind = compiled.binds[name]
-            convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            # a bind made from a literal in the statement keeps its value
-            steps.append((name, convert, bind.required, bind.value))
+            steps.append((name, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+            if not bind.required:
+                self._literals[name] = bind.value
         self._steps = tuple(steps)
 
     def values(self, params: dict[str, Any]) -> tuple[Any, ...]:
         """The positional values of ``params``, converted as SQLAlchemy binds them."""
-        values = []
-        for name, convert, required, literal in self._steps:
-            value = params[name] if required or name in params else literal
-            values.append(value if convert is None else convert(value))
-        return tuple(values)
+        if self._literals:  # never on a checkpoint's statements, which bind every value
+            params = {**self._literals, **params}
+        return tuple(
+            params[name] if convert is None else convert(params[name])
+            for name, convert in self._steps
+        )
 
 
 class MessageRows:
